@@ -1,0 +1,65 @@
+# mod_k2notify: build with apxs, test against a real Apache and SQLite.
+#
+#   make          build/mod_k2notify.so
+#   make run      a demo server on 127.0.0.1:$(PORT) (make stop ends it)
+#   make test     unit tests, then integration tests through a real httpd
+#   make install  copy the module into Apache's module directory
+
+APXS     ?= apxs
+CC       ?= gcc
+PYTHON   ?= /usr/bin/python3
+PORT     ?= 8080
+DEMO_DIR ?= /tmp/k2notify-demo
+
+WARN     = -Wall -Wextra -Werror
+SRC_DIR  = mod_k2notify
+SOURCES  = $(wildcard $(SRC_DIR)/*.c)
+HEADERS  = $(wildcard $(SRC_DIR)/*.h)
+PURE     = $(wildcard $(SRC_DIR)/k2_*.c)
+MODULE   = build/mod_k2notify.so
+
+.PHONY: all deps test unit integration run stop install clean
+
+all: $(MODULE)
+
+# apxs/libtool write their objects beside the sources: build from links in
+# build/obj so that the source tree stays clean.
+$(MODULE): $(SOURCES) $(HEADERS)
+	@tools/deps.sh build
+	@mkdir -p build/obj
+	@for f in $(SOURCES) $(HEADERS); do ln -sf ../../$$f build/obj/; done
+	cd build/obj && $(APXS) -c -o ../mod_k2notify.la \
+		$(addprefix -Wc$(,),$(WARN)) -ljansson $(notdir $(SOURCES))
+	cp build/.libs/mod_k2notify.so $@
+
+, := ,
+
+deps:
+	@tools/deps.sh all
+
+build/test_k2: tests/unit/test_k2.c $(PURE) $(SRC_DIR)/k2_notification.h
+	@tools/deps.sh build
+	@mkdir -p build
+	$(CC) $(WARN) -g -O1 -I$(SRC_DIR) -o $@ tests/unit/test_k2.c $(PURE) -ljansson
+
+unit: build/test_k2
+	build/test_k2
+
+integration: $(MODULE)
+	@tools/deps.sh test
+	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test: unit integration
+
+run: $(MODULE)
+	@tools/deps.sh run
+	@tools/demo.sh start $(DEMO_DIR) $(PORT)
+
+stop:
+	@tools/demo.sh stop $(DEMO_DIR) $(PORT)
+
+install: $(MODULE)
+	$(APXS) -i -n k2notify $(MODULE)
+
+clean:
+	rm -rf build

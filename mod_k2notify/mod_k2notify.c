@@ -1,0 +1,457 @@
+/* mod_k2notify.c: receive Kopo Kopo (K2) HTTP POST payment notifications.
+ *
+ * The handler reads the form, lets the pure code (k2_*.c) decode and
+ * validate it, finds the account and records the payment through mod_dbd,
+ * and answers the JSON K2 expects.  Each notification leaves one decision
+ * in the error log (LogLevel k2notify:info) and K2_* variables in the
+ * request environment for the access log.
+ */
+#include <string.h>
+
+#include "apr_strings.h"
+#include "apr_buckets.h"
+#include "apr_dbd.h"
+#include "apr_hash.h"
+
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+
+#include "mod_k2notify.h"
+
+/* What became of a notification: K2_OUTCOME in the request environment. */
+typedef enum {
+    K2N_ACCEPTED = 0,
+    K2N_DUPLICATE,
+    K2N_ACCOUNT_NOT_FOUND,
+    K2N_INVALID_PAYMENT,
+    K2N_BAD_REQUEST,
+    K2N_ERROR
+} k2n_outcome_e;
+
+static const char *const k2n_outcome_names[] = {
+    "accepted", "duplicate", "account_not_found", "invalid_payment",
+    "bad_request", "error"
+};
+
+/* The 200 replies never change: written once, at startup, by Jansson. */
+static char k2n_reply_body[4][64];
+static apr_size_t k2n_reply_len[4];
+
+typedef struct {
+    request_rec *r;
+    k2_notification_t n;
+} k2n_request_t;
+
+static const char *k2n_value(const k2n_request_t *q, int field)
+{
+    const char *v = q->n.value[field];
+
+    return v ? v : "-";
+}
+
+/* Put the K2_* variables in the environment and log the decision. */
+static void k2n_conclude(k2n_request_t *q, k2n_outcome_e outcome,
+                         const char *status, const char *detail)
+{
+    request_rec *r = q->r;
+    static const struct { const char *var; int field; } vars[] = {
+        { "K2_TRANSACTION_ID", K2_F_K2_TRANSACTION_ID },
+        { "K2_AC_NO", K2_F_AC_NO },
+        { "K2_AMOUNT", K2_F_AMOUNT },
+        { "K2_CURRENCY", K2_F_CURRENCY }
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        if (q->n.value[vars[i].field]) {
+            apr_table_setn(r->subprocess_env, vars[i].var,
+                           q->n.value[vars[i].field]);
+        }
+    }
+    apr_table_setn(r->subprocess_env, "K2_STATUS", status ? status : "");
+    apr_table_setn(r->subprocess_env, "K2_OUTCOME", k2n_outcome_names[outcome]);
+
+    if (outcome == K2N_ERROR) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "notification k2_transaction_id=%s ac_no=%s outcome=%s: %s",
+                      k2n_value(q, K2_F_K2_TRANSACTION_ID), k2n_value(q, K2_F_AC_NO),
+                      k2n_outcome_names[outcome], detail);
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "notification k2_transaction_id=%s ac_no=%s amount=%s "
+                      "outcome=%s%s%s",
+                      k2n_value(q, K2_F_K2_TRANSACTION_ID), k2n_value(q, K2_F_AC_NO),
+                      k2n_value(q, K2_F_AMOUNT), k2n_outcome_names[outcome],
+                      detail ? ": " : "", detail ? detail : "");
+    }
+}
+
+static int k2n_write(request_rec *r, int http_status, const char *body,
+                     apr_size_t len)
+{
+    r->status = http_status;
+    ap_set_content_type(r, "application/json");
+    ap_set_content_length(r, (apr_off_t)len);
+    ap_rwrite(body, (int)len, r);
+    return OK;
+}
+
+/* A 200 reply with a K2 status. */
+static int k2n_reply(k2n_request_t *q, k2_status_e status, k2n_outcome_e outcome,
+                     const char *detail)
+{
+    k2n_conclude(q, outcome, k2_status_code(status), detail);
+    return k2n_write(q->r, HTTP_OK, k2n_reply_body[status], k2n_reply_len[status]);
+}
+
+/* A non-200 reply: a JSON body with the HTTP description and a reason. */
+static int k2n_refuse(k2n_request_t *q, int http_status, k2n_outcome_e outcome,
+                      const char *reason)
+{
+    char body[512];
+    const char *line = ap_get_status_line(http_status);
+    apr_size_t len;
+
+    k2n_conclude(q, outcome, NULL, reason);
+    /* "400 Bad Request" -> "Bad Request" */
+    len = k2_reply_error(line + 4, outcome == K2N_ERROR ? NULL : reason,
+                         body, sizeof(body));
+    if (len == 0) {
+        len = k2_reply_error(line + 4, NULL, body, sizeof(body));
+    }
+    return k2n_write(q->r, http_status, body, len);
+}
+
+/* 1 if the request's Content-Type (if any) is a form. */
+static int k2n_is_form(request_rec *r)
+{
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    static const char form[] = "application/x-www-form-urlencoded";
+    apr_size_t n = sizeof(form) - 1;
+
+    if (!ct) {
+        return 1;       /* K2's curl line sends a form; read it as one */
+    }
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    if (strncasecmp(ct, form, n) != 0) {
+        return 0;
+    }
+    ct += n;
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    return *ct == '\0' || *ct == ';';
+}
+
+/* Read the whole body, at most max bytes, into *buf (NUL-terminated).
+ * Returns OK, an HTTP status to answer, or AP_FILTER_ERROR when an input
+ * filter has already answered (e.g. LimitRequestBody). */
+static int k2n_read_body(request_rec *r, apr_off_t max, char **buf,
+                         apr_size_t *len)
+{
+    const char *clen = apr_table_get(r->headers_in, "Content-Length");
+    apr_bucket_brigade *bb;
+    apr_off_t cl = -1, size = max;
+    int seen_eos = 0;
+
+    *len = 0;
+    *buf = NULL;
+    if (clen) {
+        char *end;
+
+        if (apr_strtoff(&cl, clen, &end, 10) != APR_SUCCESS || *end || cl < 0) {
+            return HTTP_BAD_REQUEST;
+        }
+        if (cl > max) {
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+        size = cl;
+    }
+    if (!ap_request_has_body(r)) {
+        return OK;
+    }
+    *buf = apr_palloc(r->pool, (apr_size_t)size + 1);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    do {
+        apr_bucket *b;
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                         APR_BLOCK_READ, HUGE_STRING_LEN);
+
+        if (rv == AP_FILTER_ERROR) {
+            return AP_FILTER_ERROR;
+        }
+        if (rv != APR_SUCCESS) {
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+             b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b)) {
+                continue;
+            }
+            rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            }
+            if ((apr_off_t)(*len + n) > size) {
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+            memcpy(*buf + *len, data, n);
+            *len += n;
+        }
+        apr_brigade_cleanup(bb);
+    } while (!seen_eos);
+    (*buf)[*len] = '\0';
+    return OK;
+}
+
+/* The values bound to a statement's %s placeholders (NULL: SQL NULL). */
+static const char **k2n_args(k2n_request_t *q, const k2n_stmt_t *st)
+{
+    const char **args = apr_palloc(q->r->pool, sizeof(char *) * (apr_size_t)st->nfields);
+    int i;
+
+    for (i = 0; i < st->nfields; i++) {
+        args[i] = q->n.value[st->fields[i]];
+    }
+    return args;
+}
+
+static apr_dbd_prepared_t *k2n_prepared(k2n_request_t *q, ap_dbd_t *dbd,
+                                        const k2n_stmt_t *st, const char **err)
+{
+    apr_dbd_prepared_t *stmt = apr_hash_get(dbd->prepared, st->label,
+                                            APR_HASH_KEY_STRING);
+
+    if (!stmt) {
+        *err = apr_psprintf(q->r->pool, "the %s statement is not prepared on "
+                            "this database connection (see mod_dbd's errors): "
+                            "%s", st->directive, st->sql);
+    }
+    return stmt;
+}
+
+/* Run the account query; *found is 1 when it returned a row.  random=1:
+ * both drivers then fetch the whole result inside pselect, so a failed query
+ * is reported there (pgsql's sequential mode reports a server error as "no
+ * more rows", i.e. as account not found), and nothing is left open: SQLite's
+ * statement is reset (an open read cursor makes the next write fail with
+ * "database is locked" under load), pgsql has no results pending. */
+static apr_status_t k2n_find_account(k2n_request_t *q, ap_dbd_t *dbd,
+                                     const k2n_stmt_t *st, int *found,
+                                     const char **err)
+{
+    apr_dbd_prepared_t *stmt = k2n_prepared(q, dbd, st, err);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rv, ntuples;
+
+    *found = 0;
+    if (!stmt) {
+        return APR_EGENERAL;
+    }
+    rv = apr_dbd_pselect(dbd->driver, q->r->pool, dbd->handle, &res, stmt, 1,
+                         st->nfields, k2n_args(q, st));
+    if (rv != 0) {
+        *err = apr_psprintf(q->r->pool, "%s failed (%d): %s", st->directive, rv,
+                            apr_dbd_error(dbd->driver, dbd->handle, rv));
+        return APR_EGENERAL;
+    }
+    ntuples = apr_dbd_num_tuples(dbd->driver, res);
+    if (ntuples >= 0) {
+        *found = ntuples > 0;
+        return APR_SUCCESS;
+    }
+    /* A driver that cannot count: read to the end of the result set. */
+    while (apr_dbd_get_row(dbd->driver, q->r->pool, res, &row, -1) == 0) {
+        *found = 1;
+    }
+    return APR_SUCCESS;
+}
+
+/* Run the record statement; *nrows is the number of rows it affected. */
+static apr_status_t k2n_record(k2n_request_t *q, ap_dbd_t *dbd,
+                               const k2n_stmt_t *st, int *nrows, const char **err)
+{
+    apr_dbd_prepared_t *stmt = k2n_prepared(q, dbd, st, err);
+    int rv;
+
+    *nrows = 0;
+    if (!stmt) {
+        return APR_EGENERAL;
+    }
+    rv = apr_dbd_pquery(dbd->driver, q->r->pool, dbd->handle, nrows, stmt,
+                        st->nfields, k2n_args(q, st));
+    if (rv != 0) {
+        *err = apr_psprintf(q->r->pool, "%s failed (%d): %s", st->directive, rv,
+                            apr_dbd_error(dbd->driver, dbd->handle, rv));
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+static int k2n_handler(request_rec *r)
+{
+    const k2n_dir_conf *conf;
+    k2n_request_t q;
+    k2_reason_e reason;
+    apr_off_t max_body;
+    char *body;
+    apr_size_t body_len;
+    ap_dbd_t *dbd;
+    const char *err = NULL;
+    int rc, found, nrows;
+
+    if (!r->handler || strcmp(r->handler, K2N_HANDLER) != 0) {
+        return DECLINED;
+    }
+    conf = ap_get_module_config(r->per_dir_config, &k2notify_module);
+    k2_notification_init(&q.n);
+    q.r = r;
+
+    if (r->method_number != M_POST) {
+        apr_table_setn(r->headers_out, "Allow", "POST");
+        return k2n_refuse(&q, HTTP_METHOD_NOT_ALLOWED, K2N_BAD_REQUEST,
+                          apr_pstrcat(r->pool, "method ", r->method,
+                                      " not allowed: K2 notifications are POSTed",
+                                      NULL));
+    }
+    if (!conf->account || !k2n_dbd_acquire) {
+        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+                          "this location has 'SetHandler k2notify' but no "
+                          K2N_DIR_ACCOUNT_QUERY);
+    }
+    if (conf->require_user != 0 && !r->user) {
+        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+                          "this location has no authentication (no user was "
+                          "authenticated): add 'AuthType Basic' and 'Require "
+                          "valid-user', or set " K2N_DIR_REQUIRE_USER " Off");
+    }
+    if (ap_request_has_body(r) && !k2n_is_form(r)) {
+        return k2n_refuse(&q, HTTP_UNSUPPORTED_MEDIA_TYPE, K2N_BAD_REQUEST,
+                          "the body must be application/x-www-form-urlencoded");
+    }
+
+    max_body = conf->max_body > 0 ? conf->max_body : K2N_DEFAULT_MAX_BODY;
+    rc = k2n_read_body(r, max_body, &body, &body_len);
+    if (rc == AP_FILTER_ERROR) {
+        k2n_conclude(&q, K2N_BAD_REQUEST, NULL, "the request body was refused "
+                     "by an input filter");
+        return rc;
+    }
+    if (rc != OK) {
+        /* The rest of the body is not worth reading: close the connection
+         * instead (ap_discard_request_body() then reads nothing). */
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return k2n_refuse(&q, rc, K2N_BAD_REQUEST,
+                          rc == HTTP_REQUEST_ENTITY_TOO_LARGE
+                          ? apr_psprintf(r->pool, "the body is larger than "
+                                         K2N_DIR_MAX_BODY " (%" APR_OFF_T_FMT
+                                         " bytes)", max_body)
+                          : "the request body could not be read");
+    }
+
+    /* The spec shows the parameters both in the query string and in the
+     * body: both are read, and a parameter in both must repeat its value. */
+    reason = K2_OK;
+    if (r->args && *r->args) {
+        apr_size_t n = strlen(r->args);
+
+        reason = k2_form_parse(&q.n, r->args, n, apr_palloc(r->pool, n + 1));
+    }
+    if (reason == K2_OK && body_len > 0) {
+        reason = k2_form_parse(&q.n, body, body_len,
+                               apr_palloc(r->pool, body_len + 1));
+    }
+    q.n.value[K2_F_REMOTE_USER] = r->user;
+    if (reason == K2_OK) {
+        reason = k2_notification_validate(&q.n, k2n_conf_currencies(conf),
+                                          k2n_conf_billers(conf));
+    }
+    if (reason != K2_OK && !k2_reason_is_invalid_payment(reason)) {
+        int field = reason == K2_BAD_CONFLICT ? q.n.conflict_field
+                  : reason == K2_BAD_MISSING ? q.n.missing_field : -1;
+
+        return k2n_refuse(&q, HTTP_BAD_REQUEST, K2N_BAD_REQUEST,
+                          field < 0 ? k2_reason(reason)
+                          : apr_pstrcat(r->pool, k2_reason(reason), ": ",
+                                        k2_field_name(field), NULL));
+    }
+    if (reason != K2_OK) {
+        return k2n_reply(&q, K2_STATUS_INVALID_PAYMENT, K2N_INVALID_PAYMENT,
+                         k2_reason(reason));
+    }
+
+    dbd = k2n_dbd_acquire(r);
+    if (!dbd) {
+        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+                          "no database connection (mod_dbd's own error is "
+                          "logged above)");
+    }
+    if (k2n_find_account(&q, dbd, conf->account, &found, &err) != APR_SUCCESS) {
+        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, err);
+    }
+    if (!found) {
+        return k2n_reply(&q, K2_STATUS_ACCOUNT_NOT_FOUND, K2N_ACCOUNT_NOT_FOUND,
+                         NULL);
+    }
+    if (!conf->record) {
+        return k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL);
+    }
+    if (k2n_record(&q, dbd, conf->record, &nrows, &err) != APR_SUCCESS) {
+        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, err);
+    }
+    return nrows > 0 ? k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL)
+                     : k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_DUPLICATE,
+                                 "already recorded");
+}
+
+static int k2n_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    int status;
+
+    (void)pconf; (void)plog; (void)ptemp;
+    for (status = K2_STATUS_ACCEPTED; status <= K2_STATUS_INVALID_PAYMENT; status++) {
+        k2n_reply_len[status] = k2_reply_status((k2_status_e)status,
+                                                k2n_reply_body[status],
+                                                sizeof(k2n_reply_body[status]));
+        if (k2n_reply_len[status] == 0) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                         "cannot build the JSON reply for status %d", status);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
+static void k2n_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_post_config(k2n_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(k2n_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+/* APLOG_USE_MODULE(k2notify) is in mod_k2notify.h, so AP_DECLARE_MODULE's
+ * copy of it is not repeated here. */
+module AP_MODULE_DECLARE_DATA k2notify_module = {
+    STANDARD20_MODULE_STUFF,
+    k2n_create_dir_conf,        /* per-directory config creator */
+    k2n_merge_dir_conf,         /* per-directory config merger */
+    NULL,                       /* server config creator */
+    NULL,                       /* server config merger */
+    k2n_cmds,                   /* command table */
+    k2n_register_hooks,         /* hook registration */
+    AP_MODULE_FLAG_NONE         /* flags */
+};

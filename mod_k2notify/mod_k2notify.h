@@ -1,0 +1,58 @@
+/* mod_k2notify.h: private header of the httpd glue (config and handler). */
+#ifndef MOD_K2NOTIFY_H
+#define MOD_K2NOTIFY_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "apr_optional.h"
+#include "apr_dbd.h"
+#include "mod_dbd.h"
+
+#include "k2_notification.h"
+
+APLOG_USE_MODULE(k2notify);
+
+/* Directive names, defined once so that a misspelling is a compile error. */
+#define K2N_DIR_ACCOUNT_QUERY   "K2NotifyAccountQuery"
+#define K2N_DIR_RECORD_QUERY    "K2NotifyRecordQuery"
+#define K2N_DIR_CURRENCIES      "K2NotifyCurrencies"
+#define K2N_DIR_BILLER_NUMBERS  "K2NotifyBillerNumbers"
+#define K2N_DIR_REQUIRE_USER    "K2NotifyRequireUser"
+#define K2N_DIR_MAX_BODY        "K2NotifyMaxBody"
+
+#define K2N_HANDLER             "k2notify"
+#define K2N_DEFAULT_MAX_BODY    8192    /* the spec's body is ~330 bytes */
+
+/* A statement prepared through mod_dbd at config time. */
+typedef struct {
+    const char *directive;              /* the directive that defined it */
+    const char *sql;                    /* as written, for log messages */
+    const char *label;                  /* key in ap_dbd_t.prepared */
+    int nfields;                        /* number of %s placeholders */
+    const int *fields;                  /* k2_field_e bound to each %s */
+} k2n_stmt_t;
+
+/* Per-directory configuration; every field has an "unset" value and a
+ * merge rule in k2n_merge_dir_conf. */
+typedef struct {
+    const k2n_stmt_t *account;          /* K2NotifyAccountQuery, NULL unset */
+    const k2n_stmt_t *record;           /* K2NotifyRecordQuery, NULL unset */
+    apr_array_header_t *currencies;     /* NULL-terminated list, NULL unset */
+    apr_array_header_t *billers;        /* NULL-terminated list, NULL = any */
+    int require_user;                   /* K2NotifyRequireUser, -1 unset */
+    apr_off_t max_body;                 /* K2NotifyMaxBody, -1 unset */
+} k2n_dir_conf;
+
+extern const command_rec k2n_cmds[];
+void *k2n_create_dir_conf(apr_pool_t *p, char *dir);
+void *k2n_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+
+/* mod_dbd's functions, found when the first statement is configured. */
+extern APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *k2n_dbd_acquire;
+
+/* Effective values of a merged configuration. */
+const char *const *k2n_conf_currencies(const k2n_dir_conf *conf);
+const char *const *k2n_conf_billers(const k2n_dir_conf *conf);
+
+#endif /* MOD_K2NOTIFY_H */

@@ -1,0 +1,237 @@
+/* mod_k2notify_config.c: the directives and their per-directory merge.
+ *
+ * Every mistake a sysadmin can make here fails `apachectl configtest` with
+ * a message that names the directive.
+ */
+#include "apr_strings.h"
+#include "apr_lib.h"
+
+#include "mod_k2notify.h"
+
+APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *k2n_dbd_acquire = NULL;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *k2n_dbd_prepare = NULL;
+
+static const char *const k2n_default_currencies[] = { "KES", NULL };
+
+void *k2n_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    k2n_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    (void)dir;
+    conf->account = NULL;
+    conf->record = NULL;
+    conf->currencies = NULL;
+    conf->billers = NULL;
+    conf->require_user = -1;
+    conf->max_body = -1;
+    return conf;
+}
+
+void *k2n_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const k2n_dir_conf *base = basev;
+    const k2n_dir_conf *add = addv;
+    k2n_dir_conf *conf = apr_palloc(p, sizeof(*conf));
+
+    conf->account = add->account ? add->account : base->account;
+    conf->record = add->record ? add->record : base->record;
+    conf->currencies = add->currencies ? add->currencies : base->currencies;
+    conf->billers = add->billers ? add->billers : base->billers;
+    conf->require_user = add->require_user != -1 ? add->require_user
+                                                 : base->require_user;
+    conf->max_body = add->max_body != -1 ? add->max_body : base->max_body;
+    return conf;
+}
+
+const char *const *k2n_conf_currencies(const k2n_dir_conf *conf)
+{
+    return conf->currencies ? (const char *const *)conf->currencies->elts
+                            : k2n_default_currencies;
+}
+
+const char *const *k2n_conf_billers(const k2n_dir_conf *conf)
+{
+    return conf->billers ? (const char *const *)conf->billers->elts : NULL;
+}
+
+/* Count the %s placeholders of sql the way apr_dbd_prepare() reads them
+ * ('%' then a letter is a placeholder, "%%" is a literal '%').  Only %s is
+ * allowed: every field is bound as a string.  -1 and *bad set otherwise. */
+static int k2n_count_placeholders(const char *sql, const char **bad)
+{
+    int n = 0;
+    const char *s;
+
+    for (s = sql; *s; s++) {
+        if (s[0] != '%') {
+            continue;
+        }
+        if (s[1] == '%') {
+            s++;
+        }
+        else if (s[1] == 's') {
+            n++;
+            s++;
+        }
+        else if (apr_isalpha(s[1])) {
+            *bad = s;
+            return -1;
+        }
+    }
+    return n;
+}
+
+/* K2NotifyAccountQuery "SQL" [FIELD ...] and K2NotifyRecordQuery "SQL" FIELD ... */
+static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
+                                 char *const argv[])
+{
+    static unsigned int label_counter = 0;
+    k2n_dir_conf *conf = dconf;
+    const char *name = cmd->cmd->name;
+    int is_account = (cmd->info != NULL);
+    k2n_stmt_t *st;
+    const char *bad = NULL;
+    int *fields, nfields, nplaceholders, i;
+
+    if (argc < 1 || !*argv[0]) {
+        return apr_psprintf(cmd->pool, "%s: needs the SQL statement as its "
+                            "first argument", name);
+    }
+    if (!is_account && argc < 2) {
+        return apr_psprintf(cmd->pool, "%s: name the FIELD bound to each %%s "
+                            "placeholder after the SQL statement", name);
+    }
+    if (!k2n_dbd_prepare) {
+        k2n_dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+        k2n_dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+        if (!k2n_dbd_prepare || !k2n_dbd_acquire) {
+            return apr_psprintf(cmd->pool, "%s: mod_dbd is not loaded: add "
+                                "'LoadModule dbd_module .../mod_dbd.so' before "
+                                "this directive", name);
+        }
+    }
+
+    nplaceholders = k2n_count_placeholders(argv[0], &bad);
+    if (nplaceholders < 0) {
+        return apr_psprintf(cmd->pool, "%s: only %%s placeholders are supported, "
+                            "found '%.2s' in \"%s\"", name, bad, argv[0]);
+    }
+
+    nfields = argc - 1;
+    if (nfields == 0) {                 /* K2NotifyAccountQuery "SQL" */
+        nfields = 1;
+        fields = apr_palloc(cmd->pool, sizeof(int));
+        fields[0] = K2_F_AC_NO;
+    }
+    else {
+        fields = apr_palloc(cmd->pool, sizeof(int) * (apr_size_t)nfields);
+        for (i = 0; i < nfields; i++) {
+            const char *f = argv[i + 1];
+
+            fields[i] = k2_field_lookup(f, strlen(f), 0);
+            if (fields[i] < 0) {
+                char *known = apr_pstrdup(cmd->temp_pool, k2_field_name(0));
+                int k;
+
+                for (k = 1; k < K2_F_COUNT; k++) {
+                    known = apr_pstrcat(cmd->temp_pool, known, " ",
+                                        k2_field_name(k), NULL);
+                }
+                return apr_psprintf(cmd->pool, "%s: unknown field '%s' (known "
+                                    "fields: %s)", name, f, known);
+            }
+        }
+    }
+    if (nplaceholders != nfields) {
+        return apr_psprintf(cmd->pool, "%s: the SQL has %d %%s placeholder%s "
+                            "but %d field%s %s bound to %s", name,
+                            nplaceholders, nplaceholders == 1 ? "" : "s",
+                            nfields, nfields == 1 ? "" : "s",
+                            nfields == 1 ? "is" : "are",
+                            nplaceholders == 1 ? "it" : "them");
+    }
+
+    st = apr_pcalloc(cmd->pool, sizeof(*st));
+    st->directive = name;
+    st->sql = argv[0];
+    st->label = apr_psprintf(cmd->pool, "k2notify_%u", ++label_counter);
+    st->nfields = nfields;
+    st->fields = fields;
+    k2n_dbd_prepare(cmd->server, st->sql, st->label);
+
+    if (is_account) {
+        conf->account = st;
+    }
+    else {
+        conf->record = st;
+    }
+    return NULL;
+}
+
+/* K2NotifyCurrencies and K2NotifyBillerNumbers: lists kept NULL-terminated. */
+static const char *k2n_add_to_list(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    k2n_dir_conf *conf = dconf;
+    apr_array_header_t **list = cmd->info ? &conf->billers : &conf->currencies;
+    const char *s;
+
+    for (s = arg; *s; s++) {
+        if (apr_iscntrl(*s) || apr_isspace(*s)) {
+            break;
+        }
+    }
+    if (!*arg || *s) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a valid value",
+                            cmd->cmd->name, arg);
+    }
+    if (!*list) {
+        *list = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    else {
+        apr_array_pop(*list);           /* the terminating NULL */
+    }
+    APR_ARRAY_PUSH(*list, const char *) = arg;
+    APR_ARRAY_PUSH(*list, const char *) = NULL;
+    return NULL;
+}
+
+static const char *k2n_set_require_user(cmd_parms *cmd, void *dconf, int flag)
+{
+    (void)cmd;
+    ((k2n_dir_conf *)dconf)->require_user = flag;
+    return NULL;
+}
+
+static const char *k2n_set_max_body(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    k2n_dir_conf *conf = dconf;
+    char *end = NULL;
+    apr_off_t n;
+
+    if (apr_strtoff(&n, arg, &end, 10) != APR_SUCCESS || *end || n < 1
+        || n > 1024 * 1024) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size in bytes from "
+                            "1 to 1048576", cmd->cmd->name, arg);
+    }
+    conf->max_body = n;
+    return NULL;
+}
+
+const command_rec k2n_cmds[] = {
+    AP_INIT_TAKE_ARGV(K2N_DIR_ACCOUNT_QUERY, k2n_set_query, (void *)1, ACCESS_CONF,
+                      "\"SQL\" [FIELD ...]: the query that finds the account; "
+                      "one or more rows means it exists (FIELD defaults to ac_no)"),
+    AP_INIT_TAKE_ARGV(K2N_DIR_RECORD_QUERY, k2n_set_query, NULL, ACCESS_CONF,
+                      "\"SQL\" FIELD ...: the statement that records a payment; "
+                      "1 row affected = accepted, 0 rows = duplicate"),
+    AP_INIT_ITERATE(K2N_DIR_CURRENCIES, k2n_add_to_list, NULL, ACCESS_CONF,
+                    "currencies accepted (default KES)"),
+    AP_INIT_ITERATE(K2N_DIR_BILLER_NUMBERS, k2n_add_to_list, (void *)1, ACCESS_CONF,
+                    "biller (paybill) numbers accepted (default: any)"),
+    AP_INIT_FLAG(K2N_DIR_REQUIRE_USER, k2n_set_require_user, NULL, ACCESS_CONF,
+                 "On (default): refuse with 500 a notification that no "
+                 "authentication module authenticated"),
+    AP_INIT_TAKE1(K2N_DIR_MAX_BODY, k2n_set_max_body, NULL, ACCESS_CONF,
+                  "largest request body accepted, in bytes (default 8192)"),
+    { NULL, { NULL }, NULL, 0, NO_ARGS, NULL }
+};

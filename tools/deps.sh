@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install the Debian packages a make target needs, if any are missing.
+# Usage: tools/deps.sh build|run|test|all
+# As root it runs apt-get itself; otherwise it prints the exact command.
+set -eu
+
+build="gcc make apache2-dev libjansson-dev"
+run="apache2 apache2-utils libaprutil1-dbd-sqlite3 sqlite3 curl"
+test="python3 python3-pytest python3-requests"
+
+case "${1:-all}" in
+    build) want="$build" ;;
+    run)   want="$build $run" ;;
+    test)  want="$build $run $test" ;;
+    all)   want="$build $run $test" ;;
+    *) echo "usage: $0 build|run|test|all" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "Missing Debian packages:$missing" >&2
+    echo "Install them with:" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "Installing Debian packages:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
