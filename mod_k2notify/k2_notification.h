@@ -76,7 +76,8 @@ void k2_notification_init(k2_notification_t *n);
 /* Decode one application/x-www-form-urlencoded component of len bytes into
  * out (room for len + 1 bytes; the result is NUL-terminated, *outlen set).
  * '+' is a space.  Strict: a bad escape, %00 or a raw NUL, a control
- * character (below 0x20 but TAB, and 0x7F) or invalid UTF-8 is refused. */
+ * character (any byte below 0x20, TAB included, and 0x7F) or invalid UTF-8
+ * is refused. */
 k2_reason_e k2_form_decode(const char *in, size_t len, char *out, size_t *outlen);
 
 /* Parse a form (a query string or a request body) of len bytes into n.
