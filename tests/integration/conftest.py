@@ -1,0 +1,448 @@
+"""Integration harness: a real Apache with the built module and a real SQLite file.
+
+Each server gets its own directory under /tmp, a free loopback port, an
+httpd.conf written from the pieces a test needs, and a SQLite database made
+from conf-samples/schema-sqlite.sql.  As root (CI), httpd children run as an
+unprivileged User that owns the database directory.  On teardown the error log
+is scanned: an unexpected error, crash or "database is locked" fails the tests.
+"""
+import base64
+import os
+import pwd
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+import pytest
+import requests
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MODULE = os.path.join(TOP, "build", "mod_k2notify.so")
+SCHEMA = os.path.join(TOP, "conf-samples", "schema-sqlite.sql")
+MODS = subprocess.run(["apxs", "-q", "LIBEXECDIR"], capture_output=True,
+                      text=True, check=True).stdout.strip()
+HTTPD = shutil.which("apache2") or "/usr/sbin/apache2"
+
+USER, PASSWORD = "k2login", "K2Password"
+ACCOUNT = "A123333"
+
+# The spec's example notification, as K2 sends it (section 2).
+SPEC_BODY = ("k2_account_id=12&k2_transaction_id=15&mm_system_id=M-PESA"
+             "&mp_transaction_id=54445&biller_number=888555"
+             "&transaction_date=26%2F4%2F11&transaction_time=1%3A03%20PM"
+             "&transaction_type=Paybill&ac_no=A123333&sender=0723456789"
+             "&first_name=John&last_name=Doe&middle_name=K.&amount=1500"
+             "&currency=KES")
+
+# The configuration contract of issue 2, verbatim but for the paths.
+CONTRACT_LOCATION = """
+<Location /k2/notify>
+    SetHandler k2notify
+    AuthType Basic
+    AuthName "K2 notifications"
+    AuthUserFile {htpasswd}
+    Require valid-user
+    K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"
+    K2NotifyRecordQuery  "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency, transaction_timestamp) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency transaction_timestamp
+    K2NotifyCurrencies KES
+    K2NotifyBillerNumbers 888555
+</Location>
+"""
+
+AUTH = """
+    AuthType Basic
+    AuthName "K2 notifications"
+    AuthUserFile {htpasswd}
+    Require valid-user
+"""
+
+MODULES = ["mpm_{mpm}", "authn_core", "authn_file", "authz_core", "authz_user",
+           "auth_basic", "dbd"]
+
+# Error-log lines that always mean trouble, whatever the test expected.
+ALWAYS_BAD = re.compile(r"Segmentation fault|exit signal|AddressSanitizer|"
+                        r"database is locked|:crit\]|:alert\]|:emerg\]")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_user():
+    """The unprivileged user httpd children run as when we are root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("www-data", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("no unprivileged user (www-data or nobody) to run httpd children")
+
+
+def notification(**fields):
+    """The spec's example with a fresh k2_transaction_id, fields overridden
+    (a value of None removes the field).  Returns an ordered dict."""
+    base = dict(urllib.parse.parse_qsl(SPEC_BODY, keep_blank_values=True))
+    base["k2_transaction_id"] = new_id()
+    for k, v in fields.items():
+        if v is None:
+            base.pop(k, None)
+        else:
+            base[k] = v
+    return base
+
+
+def new_id():
+    return "T" + uuid.uuid4().hex[:20]
+
+
+def form(fields):
+    """Encode a dict as K2 does (spaces as %20)."""
+    return urllib.parse.urlencode(fields, quote_via=urllib.parse.quote)
+
+
+class Httpd:
+    """One real Apache with mod_k2notify and its own SQLite database."""
+
+    def __init__(self, name, body, mpm="event", db=True, accounts=(ACCOUNT,),
+                 loglevel="warn k2notify:info", dbd=True, extra_sql="",
+                 k2module=True, modules=None):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=f"k2notify-{name}-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.db_dir = os.path.join(self.dir, "db")
+        self.db = os.path.join(self.db_dir, "k2.db")
+        self.htpasswd = os.path.join(self.dir, "k2.htpasswd")
+        self.error_log = os.path.join(self.dir, "error.log")
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.conf = os.path.join(self.dir, "httpd.conf")
+        self.expected_errors = []
+        self.started = False
+        os.mkdir(self.db_dir)
+        if db:
+            with open(SCHEMA) as f:
+                schema = f.read()
+            con = sqlite3.connect(self.db)
+            con.executescript(schema + extra_sql)
+            con.executemany("INSERT INTO accounts (ac_no) VALUES (?)",
+                            [(a,) for a in accounts])
+            con.commit()
+            con.close()
+        subprocess.run(["htpasswd", "-b", "-c", "-B", "-C", "4", self.htpasswd,
+                        USER, PASSWORD], check=True, capture_output=True)
+        user = run_user()
+        user_lines = ""
+        if user:
+            user_lines = f"User {user.pw_name}\nGroup #{user.pw_gid}\n"
+            for root, dirs, files in os.walk(self.db_dir):
+                os.chown(root, user.pw_uid, user.pw_gid)
+                for f in files:
+                    os.chown(os.path.join(root, f), user.pw_uid, user.pw_gid)
+            os.chmod(self.htpasswd, 0o644)
+        mods = [m.format(mpm=mpm) for m in (modules or MODULES)]
+        if not dbd:
+            mods.remove("dbd")
+        lines = [f"LoadModule {m}_module {MODS}/mod_{m}.so" for m in mods]
+        if k2module:
+            lines.append(f"LoadModule k2notify_module {MODULE}")
+        dbd_lines = ""
+        if dbd:
+            dbd_lines = (f'DBDriver sqlite3\nDBDParams "{self.db}"\n'
+                         'DBDInitSQL "PRAGMA busy_timeout = 200"\n')
+        self.body = body.format(htpasswd=self.htpasswd, db=self.db, dir=self.dir)
+        with open(self.conf, "w") as f:
+            f.write(f"""# written by tests/integration/conftest.py for {name}
+ServerRoot "{self.dir}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{self.port}
+PidFile "{self.dir}/httpd.pid"
+DefaultRuntimeDir "{self.dir}"
+ErrorLog "{self.error_log}"
+LogLevel {loglevel}
+Timeout 5
+{user_lines}
+{chr(10).join(lines)}
+{dbd_lines}
+LogFormat "%>s %{{K2_TRANSACTION_ID}}e|%{{K2_AC_NO}}e|%{{K2_AMOUNT}}e|%{{K2_CURRENCY}}e|%{{K2_STATUS}}e|%{{K2_OUTCOME}}e|%u|%r" k2
+CustomLog "{self.access_log}" k2
+{self.body}
+""")
+
+    # -- lifecycle -----------------------------------------------------------
+    def configtest(self):
+        p = subprocess.run([HTTPD, "-t", "-f", self.conf], capture_output=True,
+                           text=True)
+        return p.returncode, p.stdout + p.stderr
+
+    def start(self):
+        rc, out = self.configtest()
+        if rc != 0:
+            raise RuntimeError(f"configtest failed for {self.name}:\n{out}")
+        subprocess.run([HTTPD, "-f", self.conf, "-k", "start"], check=True)
+        self.started = True
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start:\n{self.errors_text()}")
+
+    def stop(self):
+        if not self.started:
+            return
+        pidfile = os.path.join(self.dir, "httpd.pid")
+        pid = None
+        if os.path.exists(pidfile):
+            with open(pidfile) as f:
+                pid = int(f.read().strip())
+        subprocess.run([HTTPD, "-f", self.conf, "-k", "stop"], capture_output=True)
+        deadline = time.time() + 10
+        while pid and time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+                time.sleep(0.05)
+            except ProcessLookupError:
+                break
+        self.started = False
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- requests ------------------------------------------------------------
+    def post(self, body=None, path="/k2/notify", query=None, auth=(USER, PASSWORD),
+             headers=None, method="POST", **kw):
+        """POST a notification; body may be a dict (form-encoded) or str/bytes."""
+        if isinstance(body, dict):
+            body = form(body)
+        h = {}
+        if body is not None and not (headers and "Content-Type" in headers):
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        h.update(headers or {})
+        url = self.base + path + (("?" + query) if query else "")
+        return requests.request(method, url, data=body, auth=auth, headers=h,
+                                timeout=30, **kw)
+
+    def raw(self, data, timeout=10):
+        """Send raw bytes on a fresh connection; return the raw reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout) as s:
+            s.sendall(data)
+            chunks = []
+            while True:
+                try:
+                    c = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not c:
+                    break
+                chunks.append(c)
+        return b"".join(chunks)
+
+    @staticmethod
+    def basic(user=USER, password=PASSWORD):
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    # -- database and logs ---------------------------------------------------
+    def query(self, sql, *args):
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+
+    def rows(self, k2_transaction_id):
+        """The recorded rows of one transaction, as dicts."""
+        con = sqlite3.connect(self.db, timeout=10)
+        con.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in con.execute(
+                "SELECT * FROM k2_transactions WHERE k2_transaction_id = ?",
+                (k2_transaction_id,))]
+        finally:
+            con.close()
+
+    def count(self):
+        return self.query("SELECT count(*) FROM k2_transactions")[0][0]
+
+    def errors_text(self):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def error_lines_since(self, offset):
+        return self.errors_text()[offset:].splitlines()
+
+    def log_offset(self):
+        return len(self.errors_text())
+
+    def access_lines(self):
+        try:
+            with open(self.access_log, errors="replace") as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def access_entry(self, k2_transaction_id):
+        """Access-log entries (status, id, ac, amount, currency, k2status,
+        outcome, user, request line) of one transaction id."""
+        out = []
+        for line in self.access_lines():
+            status, rest = line.split(" ", 1)
+            parts = rest.split("|")
+            if parts[0] == k2_transaction_id:
+                out.append([status] + parts)
+        return out
+
+    def expect_error(self, pattern):
+        """Declare an error-log line (regex) this server is expected to log."""
+        self.expected_errors.append(re.compile(pattern))
+
+    def unexpected_errors(self):
+        bad = []
+        for line in self.errors_text().splitlines():
+            if ALWAYS_BAD.search(line):
+                bad.append(line)
+            elif ":error]" in line and not any(p.search(line)
+                                               for p in self.expected_errors):
+                bad.append(line)
+        return bad
+
+    def wait_log(self, pattern, offset=0, timeout=5):
+        """Wait until the error log (from offset) has a line matching pattern."""
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            lines = [l for l in self.error_lines_since(offset) if rx.search(l)]
+            if lines or time.time() > deadline:
+                return lines
+            time.sleep(0.05)
+
+
+def wait_access(server, k2_transaction_id, n=1, timeout=5):
+    """Access-log lines are written after the reply: wait for them."""
+    deadline = time.time() + timeout
+    while True:
+        e = server.access_entry(k2_transaction_id)
+        if len(e) >= n or time.time() > deadline:
+            return e
+        time.sleep(0.05)
+
+
+# Locations of the main test server, beside the contract's /k2/notify.
+MAIN_LOCATIONS = CONTRACT_LOCATION + """
+# Every field recorded (the sample's statement), any biller, two currencies.
+<Location /k2/all>
+    SetHandler k2notify
+""" + AUTH + """
+    K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"
+    K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency, transaction_timestamp, k2_account_id, mm_system_id, mp_transaction_id, biller_number, transaction_date, transaction_time, transaction_type, sender, first_name, middle_name, last_name, remote_user) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency transaction_timestamp k2_account_id mm_system_id mp_transaction_id biller_number transaction_date transaction_time transaction_type sender first_name middle_name last_name remote_user
+    K2NotifyCurrencies KES USD
+</Location>
+
+# Lookup only: no record statement.
+<Location /k2/lookup>
+    SetHandler k2notify
+""" + AUTH + """
+    K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"
+</Location>
+
+# A small body cap.
+<Location /k2/small>
+    SetHandler k2notify
+""" + AUTH + """
+    K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"
+    K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency) VALUES (%s, %s, %s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency
+    K2NotifyMaxBody 200
+</Location>
+
+# Forgotten authentication: K2NotifyRequireUser On (the default) refuses.
+<Location /k2/noauth>
+    SetHandler k2notify
+    K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"
+    K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency) VALUES (%s, %s, %s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency
+</Location>
+
+# Deliberately open (e.g. a network-level control in front).
+<Location /k2/open>
+    SetHandler k2notify
+    K2NotifyRequireUser Off
+    K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"
+    K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency, remote_user) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency remote_user
+</Location>
+
+# SetHandler without K2NotifyAccountQuery.
+<Location /k2/noquery>
+    SetHandler k2notify
+""" + AUTH + """
+</Location>
+
+# A record statement that fails at run time (a trigger refuses the row).
+<Location /k2/failing>
+    SetHandler k2notify
+""" + AUTH + """
+    K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"
+    K2NotifyRecordQuery "INSERT INTO k2_refused (k2_transaction_id, ac_no) VALUES (%s, %s)" k2_transaction_id ac_no
+</Location>
+
+# Nested: the outer location configures, the inner one inherits (merge).
+<Location /k2/nested>
+    K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"
+    K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency) VALUES (%s, %s, %s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency
+    K2NotifyCurrencies UGX
+</Location>
+<Location /k2/nested/inner>
+    SetHandler k2notify
+""" + AUTH + """
+</Location>
+"""
+
+FAILING_SQL = """
+CREATE TABLE k2_refused (k2_transaction_id TEXT, ac_no TEXT);
+CREATE TRIGGER k2_refuse BEFORE INSERT ON k2_refused
+BEGIN SELECT RAISE(ABORT, 'k2_refused accepts nothing'); END;
+"""
+
+
+@pytest.fixture(scope="session")
+def k2():
+    """The main server: event MPM, the contract location and variants."""
+    server = Httpd("main", MAIN_LOCATIONS, extra_sql=FAILING_SQL)
+    server.start()
+    yield server
+    server.stop()
+    bad = server.unexpected_errors()
+    server.cleanup()
+    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+
+
+@pytest.fixture
+def make_httpd():
+    """Factory for servers a test configures itself; stopped and checked after."""
+    made = []
+
+    def factory(name, body, **kw):
+        s = Httpd(name, body, **kw)
+        made.append(s)
+        return s
+
+    yield factory
+    for s in made:
+        s.stop()
+    bad = [l for s in made for l in s.unexpected_errors()]
+    for s in made:
+        s.cleanup()
+    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
