@@ -1,0 +1,301 @@
+"""Failure rules: a database that is unreachable, read-only or refuses a
+statement gives 500 (never 01) with no database detail to the client, the
+database's own message in the error log, and a server that keeps serving.
+Plus the locations that are misconfigured on purpose (no authentication, no
+account query, lookup only).
+"""
+import os
+import re
+import shutil
+import time
+
+import pytest
+import requests
+
+from conftest import (ACCOUNT, ALWAYS_BAD, AUTH, CONTRACT_LOCATION, Httpd,
+                      notification, wait_access)
+
+ACCEPTED = '{"status":"01","description":"Accepted"}'
+ACCOUNT_NOT_FOUND = '{"status":"02","description":"Account not Found"}'
+INTERNAL_ERROR = '{"description":"Internal Server Error"}'
+
+# mod_dbd's own lines when it cannot open or prepare on a connection.  With
+# the pool (DBDPersist On, the default) a child that cannot connect at start
+# also logs "[dbd:crit] AH00636: child init failed!": that is mod_dbd's
+# reaction to a database that is down when httpd starts, and the only crit
+# line these tests accept.
+DBD_CONNECT = r"\[dbd:error\] .*AH00629: Can't connect to sqlite3: unable to open database file"
+DBD_PREPARE_RO = (r"\[dbd:error\] .*AH00632: failed to prepare SQL statements: "
+                  r"attempt to write a readonly database")
+DBD_INIT = r"\[dbd:error\] .*AH00633: failed to initialise"
+DBD_CHILD_INIT_CRIT = re.compile(r"\[dbd:crit\] .*AH00636: child init failed!$")
+K2_NO_CONNECTION = (r"\[k2notify:error\] .* notification k2_transaction_id=\S+ "
+                    r"ac_no=\S+ outcome=error: no database connection")
+
+STATIC_LOCATION = '\nDocumentRoot "{dir}/htdocs"\n'
+
+
+@pytest.fixture
+def dbd_down_httpd():
+    """Like make_httpd, for servers whose database is broken before start.
+
+    The harness's teardown treats every :crit] line as fatal, and mod_dbd
+    logs one (AH00636) whenever a child cannot open its pool at start.  This
+    factory checks the same things as make_httpd but accepts that one line."""
+    made = []
+
+    def factory(name, body, **kw):
+        s = Httpd(name, body, **kw)
+        made.append(s)
+        return s
+
+    yield factory
+    for s in made:
+        s.stop()
+    bad = []
+    for s in made:
+        for line in s.errors_text().splitlines():
+            if DBD_CHILD_INIT_CRIT.search(line):
+                continue
+            if ALWAYS_BAD.search(line) or (
+                    ":error]" in line
+                    and not any(p.search(line) for p in s.expected_errors)):
+                bad.append(line)
+    for s in made:
+        s.cleanup()
+    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+
+
+def with_static_file(server):
+    htdocs = os.path.join(server.dir, "htdocs")
+    os.mkdir(htdocs)
+    with open(os.path.join(htdocs, "hello.txt"), "w") as f:
+        f.write("hello\n")
+    os.chmod(htdocs, 0o755)
+
+
+def new_access_lines(server, before, timeout=5):
+    """Access-log lines written after the first `before` ones (bounded poll:
+    they are written after the reply)."""
+    deadline = time.time() + timeout
+    while True:
+        lines = server.access_lines()[before:]
+        if lines or time.time() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+# -- the database is unreachable -------------------------------------------------
+
+def test_unreachable_database_answers_500_without_detail_and_server_keeps_serving(dbd_down_httpd):
+    s = dbd_down_httpd("unreachable", CONTRACT_LOCATION + STATIC_LOCATION, db=False)
+    with_static_file(s)
+    # DBDParams names a file in a directory that does not exist: SQLite
+    # cannot create it (a missing file alone would be created, empty).
+    shutil.rmtree(s.db_dir)
+    for p in (DBD_CONNECT, DBD_INIT, K2_NO_CONNECTION):
+        s.expect_error(p)
+    s.start()
+
+    first, second = notification(), notification(amount="20.50")
+    for n in (first, second):
+        off = s.log_offset()
+        r = s.post(n)
+        assert (r.status_code, r.headers["Content-Type"], r.text) == (
+            500, "application/json", INTERNAL_ERROR)
+        lines = s.wait_log(r"\[k2notify:error\] .*k2_transaction_id="
+                           + n["k2_transaction_id"] + " ", offset=off)
+        assert len(lines) == 1
+        assert re.search(K2_NO_CONNECTION, lines[0]), lines[0]
+        assert f"ac_no={ACCOUNT} outcome=error:" in lines[0]
+        # mod_dbd's own error explains why, before the module's line.
+        assert any(re.search(DBD_CONNECT, l) for l in s.error_lines_since(off))
+        e = wait_access(s, n["k2_transaction_id"])
+        assert [x[0] for x in e] == ["500"]
+        assert e[0][5:8] == ["", "error", "k2login"]
+
+    # Nothing about the database reaches the client, and the server still
+    # answers what does not need the database.
+    r = requests.get(s.base + "/hello.txt", timeout=10)
+    assert (r.status_code, r.text) == (200, "hello\n")
+    r = s.post(notification(), method="GET")
+    assert (r.status_code, r.headers["Allow"]) == (405, "POST")
+    assert not os.path.exists(s.db_dir)
+
+
+def test_database_read_only_to_httpd_answers_500_and_records_nothing(dbd_down_httpd):
+    s = dbd_down_httpd("read-only", CONTRACT_LOCATION)
+    os.chmod(s.db, 0o444)
+    os.chmod(s.db_dir, 0o555)
+    for p in (DBD_PREPARE_RO, DBD_INIT, K2_NO_CONNECTION):
+        s.expect_error(p)
+    s.start()
+
+    n = notification()
+    off = s.log_offset()
+    r = s.post(n)
+    assert (r.status_code, r.headers["Content-Type"], r.text) == (
+        500, "application/json", INTERNAL_ERROR)
+    assert len(s.wait_log(K2_NO_CONNECTION, offset=off)) == 1
+    assert any(re.search(DBD_PREPARE_RO, l) for l in s.error_lines_since(0))
+
+    unknown = notification(ac_no="NOSUCH")
+    r = s.post(unknown)
+    assert (r.status_code, r.text) == (500, INTERNAL_ERROR)
+
+    s.stop()
+    assert s.rows(n["k2_transaction_id"]) == []
+    assert s.count() == 0
+
+
+# -- a statement fails at run time --------------------------------------------------
+
+def test_failing_record_statement_answers_500_logs_database_message_and_next_notification_gets_01(k2):
+    k2.expect_error(r"\[k2notify:error\] .*outcome=error: K2NotifyRecordQuery "
+                    r"failed \(\d+\): k2_refused accepts nothing")
+    n = notification()
+    off = k2.log_offset()
+    r = k2.post(n, path="/k2/failing")
+    assert (r.status_code, r.headers["Content-Type"], r.text) == (
+        500, "application/json", INTERNAL_ERROR)
+
+    lines = k2.wait_log(r"\[k2notify:error\] .*k2_transaction_id="
+                        + n["k2_transaction_id"] + " ", offset=off)
+    assert len(lines) == 1
+    assert re.search(r"\[k2notify:error\] .* notification k2_transaction_id="
+                     + n["k2_transaction_id"] + f" ac_no={ACCOUNT} outcome=error: "
+                     r"K2NotifyRecordQuery failed \(\d+\): k2_refused accepts nothing$",
+                     lines[0]), lines[0]
+    assert k2.query("SELECT count(*) FROM k2_refused") == [(0,)]
+    assert k2.rows(n["k2_transaction_id"]) == []
+    e = wait_access(k2, n["k2_transaction_id"])
+    assert [x[0] for x in e] == ["500"] and e[0][5:7] == ["", "error"]
+
+    # The connection that saw the failure goes back to the pool: the next
+    # good notifications (some on it) are recorded.
+    for _ in range(5):
+        good = notification()
+        r = k2.post(good)
+        assert (r.status_code, r.text) == (200, ACCEPTED)
+        assert len(k2.rows(good["k2_transaction_id"])) == 1
+
+
+def test_account_query_failing_at_run_time_answers_500_never_01_or_02_even_after_a_first_row(make_httpd):
+    # abs() of the smallest integer is SQLite's run-time "integer overflow":
+    # here it fires on the row ZZ only, so a query for A123333 (rows A123333,
+    # then ZZ) fails after its first row and a query for NOPE (row ZZ) fails
+    # before any, while a query for ZZZ (no row) succeeds.
+    s = make_httpd("account-fails", """
+<Location /k2/notify>
+    SetHandler k2notify
+""" + AUTH + """
+    K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no >= %s AND abs(CASE WHEN ac_no = 'ZZ' THEN -9223372036854775808 ELSE 1 END) > 0 ORDER BY ac_no"
+    K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency) VALUES (%s, %s, %s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency
+</Location>
+""", accounts=(ACCOUNT, "ZZ"))
+    failed = (r"\[k2notify:error\] .* outcome=error: K2NotifyAccountQuery failed "
+              r"\(\d+\): integer overflow$")
+    s.expect_error(failed)
+    s.start()
+
+    for ac in (ACCOUNT, "NOPE"):
+        n = notification(ac_no=ac)
+        off = s.log_offset()
+        r = s.post(n)
+        assert (r.status_code, r.headers["Content-Type"], r.text) == (
+            500, "application/json", INTERNAL_ERROR)
+        lines = s.wait_log(r"k2_transaction_id=" + n["k2_transaction_id"] + " ",
+                           offset=off)
+        assert len(lines) == 1 and re.search(failed, lines[0]), lines
+        assert f" ac_no={ac} outcome=error" in lines[0]
+        e = wait_access(s, n["k2_transaction_id"])
+        assert [x[0] for x in e] == ["500"] and e[0][5:7] == ["", "error"]
+
+    # The statement was reset: the same query without the failing row works.
+    r = s.post(notification(ac_no="ZZZ"))
+    assert (r.status_code, r.text) == (200, ACCOUNT_NOT_FOUND)
+    assert s.count() == 0
+
+
+# -- K2NotifyRequireUser ------------------------------------------------------------
+
+def test_location_without_authentication_answers_500_and_records_nothing(k2):
+    k2.expect_error(r"\[k2notify:error\] .*outcome=error: this location has no "
+                    r"authentication")
+    n = notification()
+    off = k2.log_offset()
+    # K2 sends its credentials, but nothing in the location checks them.
+    before = len(k2.access_lines())
+    r = k2.post(n, path="/k2/noauth")
+    assert (r.status_code, r.headers["Content-Type"], r.text) == (
+        500, "application/json", INTERNAL_ERROR)
+    lines = k2.wait_log(r"\[k2notify:error\] .*outcome=error: this location "
+                        r"has no authentication", offset=off)
+    assert len(lines) == 1
+    assert re.search(r"\(no user was authenticated\): add 'AuthType Basic' and "
+                     r"'Require valid-user', or set K2NotifyRequireUser Off$",
+                     lines[0]), lines[0]
+    assert k2.rows(n["k2_transaction_id"]) == []
+    new = new_access_lines(k2, before)
+    assert len(new) == 1
+    assert new[0].startswith("500 ") and new[0].endswith(
+        "||error|-|POST /k2/noauth HTTP/1.1"), new[0]
+
+
+def test_require_user_off_accepts_without_authentication_and_records_null_remote_user(k2):
+    n = notification()
+    r = k2.post(n, path="/k2/open", auth=None)
+    assert (r.status_code, r.headers["Content-Type"], r.text) == (
+        200, "application/json", ACCEPTED)
+    rows = k2.rows(n["k2_transaction_id"])
+    assert [(x["ac_no"], x["amount"], x["currency"], x["remote_user"])
+            for x in rows] == [(ACCOUNT, "1500", "KES", None)]
+    e = wait_access(k2, n["k2_transaction_id"])
+    assert e[0][0] == "200" and e[0][5:8] == ["01", "accepted", "-"]
+
+
+# -- misconfigured or lookup-only locations ----------------------------------------
+
+def test_location_without_account_query_answers_500_naming_the_directive(k2):
+    k2.expect_error(r"\[k2notify:error\] .*outcome=error: this location has "
+                    r"'SetHandler k2notify' but no K2NotifyAccountQuery")
+    n = notification()
+    off = k2.log_offset()
+    before = len(k2.access_lines())
+    r = k2.post(n, path="/k2/noquery")
+    assert (r.status_code, r.headers["Content-Type"], r.text) == (
+        500, "application/json", INTERNAL_ERROR)
+    lines = k2.wait_log(r"\[k2notify:error\] .*outcome=error: ", offset=off)
+    assert len(lines) == 1
+    assert lines[0].endswith("outcome=error: this location has 'SetHandler "
+                             "k2notify' but no K2NotifyAccountQuery"), lines[0]
+    assert k2.rows(n["k2_transaction_id"]) == []
+    new = new_access_lines(k2, before)
+    assert len(new) == 1
+    assert new[0].startswith("500 ") and new[0].endswith(
+        "||error|k2login|POST /k2/noquery HTTP/1.1"), new[0]
+
+
+def test_lookup_only_location_answers_01_for_known_and_02_for_unknown_accounts_recording_nothing(k2):
+    known = notification()
+    r = k2.post(known, path="/k2/lookup")
+    assert (r.status_code, r.headers["Content-Type"], r.text) == (
+        200, "application/json", ACCEPTED)
+    assert k2.rows(known["k2_transaction_id"]) == []
+    assert wait_access(k2, known["k2_transaction_id"])[0][5:7] == ["01", "accepted"]
+
+    # Sent again: still 01 (no record statement, so never a duplicate).
+    r = k2.post(known, path="/k2/lookup")
+    assert (r.status_code, r.text) == (200, ACCEPTED)
+    assert [x[6] for x in wait_access(k2, known["k2_transaction_id"], n=2)] == [
+        "accepted", "accepted"]
+
+    unknown = notification(ac_no="Z999999")
+    r = k2.post(unknown, path="/k2/lookup")
+    assert (r.status_code, r.text) == (200, ACCOUNT_NOT_FOUND)
+    assert k2.rows(unknown["k2_transaction_id"]) == []
+    assert wait_access(k2, unknown["k2_transaction_id"])[0][5:7] == [
+        "02", "account_not_found"]
+    assert k2.query("SELECT count(*) FROM k2_transactions WHERE "
+                    "k2_transaction_id IN (?, ?)", known["k2_transaction_id"],
+                    unknown["k2_transaction_id"]) == [(0,)]
