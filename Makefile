@@ -30,7 +30,8 @@ $(MODULE): $(SOURCES) $(HEADERS)
 	@for f in $(SOURCES) $(HEADERS); do ln -sf ../../$$f build/obj/; done
 	cd build/obj && $(APXS) -c -o ../mod_k2notify.la \
 		$(addprefix -Wc$(,),$(WARN)) -ljansson $(notdir $(SOURCES))
-	cp build/.libs/mod_k2notify.so $@
+	# A new inode: a running httpd keeps mapping the old file.
+	cp build/.libs/mod_k2notify.so $@.tmp && mv -f $@.tmp $@
 
 , := ,
 

@@ -7,11 +7,13 @@ set -eu
 action=$1 dir=$2 port=$3
 top=$(cd "$(dirname "$0")/.." && pwd)
 mods=$(apxs -q LIBEXECDIR)
+# /usr/sbin is not on a normal user's PATH on Debian.
+apache2=$(command -v apache2 || echo /usr/sbin/apache2)
 conf="$dir/httpd.conf"
 
 stop() {
     if [ -f "$dir/httpd.pid" ] && kill -0 "$(cat "$dir/httpd.pid")" 2>/dev/null; then
-        apache2 -f "$conf" -k stop
+        "$apache2" -f "$conf" -k stop
         echo "demo stopped"
     else
         echo "no demo running in $dir"
@@ -79,8 +81,8 @@ CustomLog "$dir/access.log" k2notify
 </Location>
 CONF
 
-apache2 -f "$conf" -t >/dev/null 2>&1 || { apache2 -f "$conf" -t; exit 1; }
-apache2 -f "$conf" -k start
+"$apache2" -f "$conf" -t >/dev/null 2>&1 || { "$apache2" -f "$conf" -t; exit 1; }
+"$apache2" -f "$conf" -k start
 i=0
 until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
     i=$((i + 1))
