@@ -301,6 +301,98 @@ static apr_status_t k2n_record(k2n_request_t *q, ap_dbd_t *dbd,
     return APR_SUCCESS;
 }
 
+/* Did the statement fail because the connection lost it?  The drivers give
+ * no portable error code, only their own messages:
+ * - pgsql: a restarted server forgets every prepared statement; once the
+ *   driver has reset the connection, each use fails "prepared statement
+ *   ... does not exist" (mod_dbd keeps handing that connection out);
+ * - sqlite3: the driver prepares with the legacy sqlite3_prepare(), whose
+ *   statements expire for good when the schema changes (a CREATE TABLE,
+ *   VACUUM or ALTER by anyone): "database schema has changed", then
+ *   "not an error" on every later use. */
+static int k2n_statement_lost(ap_dbd_t *dbd, const char *err)
+{
+    const char *driver = apr_dbd_name(dbd->driver);
+
+    if (strcmp(driver, "pgsql") == 0) {
+        return strstr(err, "prepared statement") && strstr(err, "does not exist");
+    }
+    if (strcmp(driver, "sqlite3") == 0) {
+        return strstr(err, "schema has changed") || strstr(err, "not an error");
+    }
+    return 0;
+}
+
+/* Prepare this location's statements again on this connection, in the
+ * connection's pool (they live as long as it). */
+static int k2n_reprepare(k2n_request_t *q, ap_dbd_t *dbd,
+                         const k2n_dir_conf *conf)
+{
+    const k2n_stmt_t *stmts[2];
+    int i;
+
+    stmts[0] = conf->account;
+    stmts[1] = conf->record;
+    for (i = 0; i < 2; i++) {
+        apr_dbd_prepared_t *stmt = NULL;
+        int ret;
+
+        if (!stmts[i]) {
+            continue;
+        }
+        ret = apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle,
+                              stmts[i]->sql, stmts[i]->label, &stmt);
+        if (ret != 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "cannot prepare the "
+                          "%s statement again (%d): %s", stmts[i]->directive,
+                          ret, apr_dbd_error(dbd->driver, dbd->handle, ret));
+            return 0;
+        }
+        apr_hash_set(dbd->prepared, stmts[i]->label, APR_HASH_KEY_STRING, stmt);
+    }
+    return 1;
+}
+
+typedef apr_status_t k2n_stmt_fn(k2n_request_t *q, ap_dbd_t *dbd,
+                                 const k2n_stmt_t *st, int *out,
+                                 const char **err);
+
+/* Run a statement; when it fails because the connection dropped or lost
+ * it, repair the connection and run it again.  Both statements are safe to
+ * run twice: a lookup, and an insert that does nothing on a duplicate. */
+static apr_status_t k2n_run(k2n_request_t *q, ap_dbd_t *dbd,
+                            const k2n_dir_conf *conf, k2n_stmt_fn *fn,
+                            const k2n_stmt_t *st, int *out, const char **err)
+{
+    request_rec *r = q->r;
+    apr_status_t rv = fn(q, dbd, st, out, err);
+
+    if (rv == APR_SUCCESS) {
+        return rv;
+    }
+    if (!k2n_statement_lost(dbd, *err)) {
+        /* pgsql: a connection the server closed is reset by check_conn
+         * (its prepared statements are then gone: see above). */
+        if (strcmp(apr_dbd_name(dbd->driver), "pgsql") != 0
+            || apr_dbd_check_conn(dbd->driver, r->pool, dbd->handle) != APR_SUCCESS) {
+            return rv;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "%s; the database "
+                      "connection was checked: retrying", *err);
+        rv = fn(q, dbd, st, out, err);
+        if (rv == APR_SUCCESS || !k2n_statement_lost(dbd, *err)) {
+            return rv;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "%s; the database "
+                  "connection lost its prepared statements: preparing them "
+                  "again", *err);
+    if (!k2n_reprepare(q, dbd, conf)) {
+        return rv;
+    }
+    return fn(q, dbd, st, out, err);
+}
+
 static int k2n_handler(request_rec *r)
 {
     const k2n_dir_conf *conf;
@@ -399,7 +491,8 @@ static int k2n_handler(request_rec *r)
                           "no database connection (mod_dbd's own error is "
                           "logged above)");
     }
-    if (k2n_find_account(&q, dbd, conf->account, &found, &err) != APR_SUCCESS) {
+    if (k2n_run(&q, dbd, conf, k2n_find_account, conf->account, &found, &err)
+        != APR_SUCCESS) {
         return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, err);
     }
     if (!found) {
@@ -409,7 +502,8 @@ static int k2n_handler(request_rec *r)
     if (!conf->record) {
         return k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL);
     }
-    if (k2n_record(&q, dbd, conf->record, &nrows, &err) != APR_SUCCESS) {
+    if (k2n_run(&q, dbd, conf, k2n_record, conf->record, &nrows, &err)
+        != APR_SUCCESS) {
         return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, err);
     }
     return nrows > 0 ? k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL)
