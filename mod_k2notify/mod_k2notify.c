@@ -419,17 +419,6 @@ static int k2n_handler(request_rec *r)
                                       " not allowed: K2 notifications are POSTed",
                                       NULL));
     }
-    if (!conf->account || !k2n_dbd_acquire) {
-        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
-                          "this location has 'SetHandler k2notify' but no "
-                          K2N_DIR_ACCOUNT_QUERY);
-    }
-    if (conf->require_user != 0 && !r->user) {
-        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
-                          "this location has no authentication (no user was "
-                          "authenticated): add 'AuthType Basic' and 'Require "
-                          "valid-user', or set " K2N_DIR_REQUIRE_USER " Off");
-    }
     if (ap_request_has_body(r) && !k2n_is_form(r)) {
         return k2n_refuse(&q, HTTP_UNSUPPORTED_MEDIA_TYPE, K2N_BAD_REQUEST,
                           "the body must be application/x-www-form-urlencoded");
@@ -467,6 +456,21 @@ static int k2n_handler(request_rec *r)
                                apr_palloc(r->pool, body_len + 1));
     }
     q.n.value[K2_F_REMOTE_USER] = r->user;
+
+    /* Mistakes of the configuration come before those of the request; they
+     * are checked once the notification is parsed, so that the log line
+     * says which payment got the 500. */
+    if (!conf->account || !k2n_dbd_acquire) {
+        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+                          "this location has 'SetHandler k2notify' but no "
+                          K2N_DIR_ACCOUNT_QUERY);
+    }
+    if (conf->require_user != 0 && !r->user) {
+        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+                          "this location has no authentication (no user was "
+                          "authenticated): add 'AuthType Basic' and 'Require "
+                          "valid-user', or set " K2N_DIR_REQUIRE_USER " Off");
+    }
     if (reason == K2_OK) {
         reason = k2_notification_validate(&q.n, k2n_conf_currencies(conf),
                                           k2n_conf_billers(conf));

@@ -7,6 +7,7 @@ account query, lookup only).
 import os
 import re
 import shutil
+import sqlite3
 import time
 
 import pytest
@@ -238,8 +239,10 @@ def test_location_without_authentication_answers_500_and_records_nothing(k2):
     assert k2.rows(n["k2_transaction_id"]) == []
     new = new_access_lines(k2, before)
     assert len(new) == 1
-    assert new[0].startswith("500 ") and new[0].endswith(
-        "||error|-|POST /k2/noauth HTTP/1.1"), new[0]
+    # The body is parsed before the 500: the audit trail names the payment.
+    assert f"k2_transaction_id={n['k2_transaction_id']} ac_no={ACCOUNT} " in lines[0]
+    assert new[0] == (f"500 {n['k2_transaction_id']}|{ACCOUNT}|1500|KES||error|-|"
+                      "POST /k2/noauth HTTP/1.1"), new[0]
 
 
 def test_require_user_off_accepts_without_authentication_and_records_null_remote_user(k2):
@@ -272,8 +275,9 @@ def test_location_without_account_query_answers_500_naming_the_directive(k2):
     assert k2.rows(n["k2_transaction_id"]) == []
     new = new_access_lines(k2, before)
     assert len(new) == 1
-    assert new[0].startswith("500 ") and new[0].endswith(
-        "||error|k2login|POST /k2/noquery HTTP/1.1"), new[0]
+    assert f"k2_transaction_id={n['k2_transaction_id']} ac_no={ACCOUNT} " in lines[0]
+    assert new[0] == (f"500 {n['k2_transaction_id']}|{ACCOUNT}|1500|KES||error|"
+                      "k2login|POST /k2/noquery HTTP/1.1"), new[0]
 
 
 def test_lookup_only_location_answers_01_for_known_and_02_for_unknown_accounts_recording_nothing(k2):
@@ -299,3 +303,34 @@ def test_lookup_only_location_answers_01_for_known_and_02_for_unknown_accounts_r
     assert k2.query("SELECT count(*) FROM k2_transactions WHERE "
                     "k2_transaction_id IN (?, ?)", known["k2_transaction_id"],
                     unknown["k2_transaction_id"]) == [(0,)]
+
+
+# -- the schema changes under a running server ---------------------------------------
+
+def test_schema_change_while_running_keeps_answering_01(make_httpd):
+    """apr-util's sqlite3 driver prepares with the legacy sqlite3_prepare():
+    after any schema change its statements fail for good ("database schema
+    has changed", then "not an error").  The module prepares them again on
+    that connection and retries, so a sysadmin's CREATE TABLE never turns
+    payments into 500s."""
+    s = make_httpd("schema", CONTRACT_LOCATION)
+    s.start()
+    warm = [notification() for _ in range(8)]
+    for n in warm:       # every child and pooled connection prepares its statements
+        assert s.post(n).text == ACCEPTED
+    off = s.log_offset()
+    con = sqlite3.connect(s.db, timeout=10)
+    con.execute("CREATE TABLE added_by_the_sysadmin (x TEXT)")
+    con.commit()
+    con.close()
+    after = [notification() for _ in range(20)]
+    replies = [s.post(n) for n in after]
+    assert [(r.status_code, r.text) for r in replies] == [(200, ACCEPTED)] * 20
+    for n in after:
+        assert len(s.rows(n["k2_transaction_id"])) == 1
+    assert s.count() == 28
+    lost = s.wait_log(r"\[k2notify:warn\] .*database schema has changed; the "
+                      r"database connection lost its prepared statements: "
+                      r"preparing them again", off)
+    assert lost, s.error_lines_since(off)
+    assert not [l for l in s.error_lines_since(off) if ":error]" in l]
