@@ -6,7 +6,7 @@ set -eu
 
 build="gcc make apache2-dev libjansson-dev"
 run="apache2 apache2-utils libaprutil1-dbd-sqlite3 sqlite3 curl"
-test="python3 python3-pytest python3-requests"
+test="python3 python3-pytest python3-requests python3-psycopg2 postgresql libaprutil1-dbd-pgsql"
 
 case "${1:-all}" in
     build) want="$build" ;;

@@ -66,8 +66,11 @@ MODULES = ["mpm_{mpm}", "authn_core", "authn_file", "authz_core", "authz_user",
            "auth_basic", "dbd"]
 
 # Error-log lines that always mean trouble, whatever the test expected.
+CRASH = re.compile(r"Segmentation fault|exit signal|AddressSanitizer|runtime error:")
+# Lines that mean trouble unless the test declared them (expect_error).
 ALWAYS_BAD = re.compile(r"Segmentation fault|exit signal|AddressSanitizer|"
-                        r"database is locked|:crit\]|:alert\]|:emerg\]")
+                        r"runtime error:|database is locked|:crit\]|:alert\]|"
+                        r":emerg\]")
 
 
 def free_port():
@@ -115,7 +118,7 @@ class Httpd:
 
     def __init__(self, name, body, mpm="event", db=True, accounts=(ACCOUNT,),
                  loglevel="warn k2notify:info", dbd=True, extra_sql="",
-                 k2module=True, modules=None):
+                 k2module=True, modules=None, pgsql=None, dbd_extra=""):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"k2notify-{name}-")
         os.chmod(self.dir, 0o755)
@@ -130,7 +133,8 @@ class Httpd:
         self.expected_errors = []
         self.started = False
         os.mkdir(self.db_dir)
-        if db:
+        self.pgsql = pgsql
+        if db and not pgsql:
             with open(SCHEMA) as f:
                 schema = f.read()
             con = sqlite3.connect(self.db)
@@ -157,9 +161,12 @@ class Httpd:
         if k2module:
             lines.append(f"LoadModule k2notify_module {MODULE}")
         dbd_lines = ""
-        if dbd:
+        if dbd and pgsql:
+            dbd_lines = f'DBDriver pgsql\nDBDParams "{pgsql.dbd_params}"\n'
+        elif dbd:
             dbd_lines = (f'DBDriver sqlite3\nDBDParams "{self.db}"\n'
                          'DBDInitSQL "PRAGMA busy_timeout = 200"\n')
+        dbd_lines += dbd_extra
         self.body = body.format(htpasswd=self.htpasswd, db=self.db, dir=self.dir)
         with open(self.conf, "w") as f:
             f.write(f"""# written by tests/integration/conftest.py for {name}
@@ -256,6 +263,8 @@ CustomLog "{self.access_log}" k2
 
     # -- database and logs ---------------------------------------------------
     def query(self, sql, *args):
+        if self.pgsql:
+            return self.pgsql.query(sql, *args)
         con = sqlite3.connect(self.db, timeout=10)
         try:
             return con.execute(sql, args).fetchall()
@@ -264,6 +273,8 @@ CustomLog "{self.access_log}" k2
 
     def rows(self, k2_transaction_id):
         """The recorded rows of one transaction, as dicts."""
+        if self.pgsql:
+            return self.pgsql.rows(k2_transaction_id)
         con = sqlite3.connect(self.db, timeout=10)
         con.row_factory = sqlite3.Row
         try:
@@ -314,10 +325,9 @@ CustomLog "{self.access_log}" k2
     def unexpected_errors(self):
         bad = []
         for line in self.errors_text().splitlines():
-            if ALWAYS_BAD.search(line):
-                bad.append(line)
-            elif ":error]" in line and not any(p.search(line)
-                                               for p in self.expected_errors):
+            expected = any(p.search(line) for p in self.expected_errors)
+            if CRASH.search(line) or (not expected and (
+                    ALWAYS_BAD.search(line) or ":error]" in line)):
                 bad.append(line)
         return bad
 
