@@ -3,6 +3,7 @@
 #   make          build/mod_k2notify.so
 #   make run      a demo server on 127.0.0.1:$(PORT) (make stop ends it)
 #   make test     unit tests, then integration tests through a real httpd
+#   make bench    wrk against a real httpd: the table of issue 4 (~2 min)
 #   make install  copy the module into Apache's module directory
 
 APXS     ?= apxs
@@ -18,7 +19,7 @@ HEADERS  = $(wildcard $(SRC_DIR)/*.h)
 PURE     = $(wildcard $(SRC_DIR)/k2_*.c)
 MODULE   = build/mod_k2notify.so
 
-.PHONY: all deps test unit integration run stop install clean
+.PHONY: all deps test unit integration bench run stop install clean
 
 all: $(MODULE)
 
@@ -51,6 +52,10 @@ integration: $(MODULE)
 	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 test: unit integration
+
+bench: $(MODULE)
+	@tools/deps.sh bench
+	$(PYTHON) bench/bench.py
 
 run: $(MODULE)
 	@tools/deps.sh run

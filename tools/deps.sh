@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, if any are missing.
-# Usage: tools/deps.sh build|run|test|all
+# Usage: tools/deps.sh build|run|test|bench|all
 # As root it runs apt-get itself; otherwise it prints the exact command.
 set -eu
 
@@ -12,8 +12,9 @@ case "${1:-all}" in
     build) want="$build" ;;
     run)   want="$build $run" ;;
     test)  want="$build $run $test" ;;
+    bench) want="$build $run $test wrk" ;;
     all)   want="$build $run $test" ;;
-    *) echo "usage: $0 build|run|test|all" >&2; exit 2 ;;
+    *) echo "usage: $0 build|run|test|bench|all" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -165,7 +165,8 @@ class Httpd:
             dbd_lines = f'DBDriver pgsql\nDBDParams "{pgsql.dbd_params}"\n'
         elif dbd:
             dbd_lines = (f'DBDriver sqlite3\nDBDParams "{self.db}"\n'
-                         'DBDInitSQL "PRAGMA busy_timeout = 200"\n')
+                         'DBDInitSQL "PRAGMA busy_timeout = 200"\n'
+                         'DBDInitSQL "PRAGMA synchronous = FULL"\n')
         dbd_lines += dbd_extra
         self.body = body.format(htpasswd=self.htpasswd, db=self.db, dir=self.dir)
         with open(self.conf, "w") as f:

@@ -1,0 +1,331 @@
+#!/usr/bin/python3
+"""make bench: mod_k2notify under wrk, side by side with Apache's own ceiling.
+
+Starts real servers (the integration harness's Httpd and Postgres classes),
+drives each scenario with wrk on loopback for the same duration, and prints
+one table: req/s, p50/p99 latency, non-2xx, and the ratio to the baseline
+(Apache serving a static JSON file behind the same authentication).  Then the
+durable-commit ceiling of the database's disk, and the RSS of each httpd
+child before and after a long keep-alive run.
+
+Hard failures (exit 1): a notification lost or recorded twice (rows recorded
+must equal the 01 replies), any non-2xx or socket error, RSS growth over the
+limit.  The targets of issue 4 are reported as met or missed.
+
+Environment: BENCH_SECONDS (per scenario, default 5), BENCH_CONNECTIONS
+(default 16), BENCH_MEMORY_REQUESTS (default 200000).
+"""
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+
+from conftest import (ACCOUNT, MODULES, PASSWORD, USER, Httpd)  # noqa: E402
+from pgserver import Postgres  # noqa: E402
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+MEMORY_REQUESTS = int(os.environ.get("BENCH_MEMORY_REQUESTS", "200000"))
+RSS_LIMIT_KIB = 512
+LUA = os.path.join(HERE, "k2notify.lua")
+REPLY = '{"status":"01","description":"Accepted"}'
+
+# One event-MPM child with enough threads for every connection: all SQLite
+# writers of the node then share apr-util's per-process driver mutex and
+# never meet SQLITE_BUSY from another process (whose retry sleeps 100 ms).
+MPM = """
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+MinSpareThreads 1
+MaxSpareThreads 64
+MaxConnectionsPerChild 0
+"""
+
+# Basic credentials, mod_authn_file.  The main scenarios use a fast hash
+# ({SHA}, htpasswd -s: fine for a long random machine password, see the
+# README); the auth table shows what slower hashes cost per request.
+AUTH = """
+    AuthType Basic
+    AuthName "K2 notifications"
+    AuthBasicProvider file
+    AuthUserFile {htpasswd}
+    Require valid-user
+"""
+HASHES = [   # (label, htpasswd flags, location)
+    ("bcrypt cost 5 (htpasswd -B)", ["-B", "-C", "5"], "/auth-bcrypt5"),
+    ("bcrypt cost 4 (htpasswd -B -C 4)", ["-B", "-C", "4"], "/auth-bcrypt4"),
+    ("MD5 apr1 (htpasswd -m)", ["-m"], "/auth-md5"),
+]
+
+RECORD = ('K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, '
+          'ac_no, amount, currency, transaction_timestamp) VALUES (%s, %s, %s, '
+          '%s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id '
+          'ac_no amount currency transaction_timestamp')
+RECORD_PG = RECORD.replace("%s, %s, %s, %s, %s)",
+                           "%s, %s, CAST(%s AS numeric), %s, CAST(%s AS timestamp))")
+LOOKUP = 'K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"'
+
+
+def locations(record):
+    conf = MPM + f"""
+DocumentRoot "{{dir}}/htdocs"
+<Location /static>
+{AUTH}
+</Location>
+<Location /k2/lookup>
+    SetHandler k2notify
+{AUTH}
+    {LOOKUP}
+</Location>
+<Location /k2/notify>
+    SetHandler k2notify
+{AUTH}
+    {record}
+    {LOOKUP}
+</Location>
+"""
+    for _, _, loc in HASHES:
+        conf += (f'Alias {loc} "{{dir}}/htdocs/static"\n<Location {loc}>\n'
+                 + AUTH.replace("{htpasswd}", "{dir}" + loc + ".htpasswd")
+                 + "</Location>\n")
+    return conf
+
+
+def server(name, record, **kw):
+    mods = MODULES + ["alias"]
+    # synchronous=FULL: in WAL mode NORMAL skips the fsync of each commit, so
+    # a power cut could lose a payment already answered 01.
+    extra = "" if kw.get("pgsql") else 'DBDInitSQL "PRAGMA synchronous = FULL"\n'
+    s = Httpd(name, locations(record), modules=mods, dbd_extra=extra,
+              loglevel=os.environ.get("BENCH_LOGLEVEL", "warn"), **kw)
+    os.makedirs(os.path.join(s.dir, "htdocs", "static"))
+    with open(os.path.join(s.dir, "htdocs", "static", "reply.json"), "w") as f:
+        f.write(REPLY)
+    for _, flags, loc in [("sha1", ["-s"], None)] + HASHES:
+        path = os.path.join(s.dir, loc[1:] + ".htpasswd") if loc else s.htpasswd
+        subprocess.run(["htpasswd", "-b", "-c", *flags, path, USER, PASSWORD],
+                       check=True, capture_output=True)
+        os.chmod(path, 0o644)
+    return s
+
+
+def wrk(url, mode, prefix, seconds=SECONDS, connections=CONNECTIONS):
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+         "-s", LUA, url, "--", mode, prefix, Httpd.basic()],
+        capture_output=True, text=True, check=True).stdout
+    m = re.search(r"^K2RESULT (.*)$", out, re.M)
+    if not m:
+        raise RuntimeError("wrk printed no result:\n" + out)
+    r = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    return r
+
+
+def fsync_ceiling(directory, seconds=2.0):
+    """Durable appends per second on directory's disk: write 100 bytes,
+    fdatasync, as a database commit does at the least."""
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    n, t0 = 0, time.time()
+    try:
+        while time.time() - t0 < seconds:
+            os.write(fd, b"x" * 100)
+            os.fdatasync(fd)
+            n += 1
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return n / (time.time() - t0)
+
+
+def children_rss(s):
+    """RSS in KiB of each child of the server's parent process."""
+    with open(os.path.join(s.dir, "httpd.pid")) as f:
+        ppid = f.read().strip()
+    out = subprocess.run(["ps", "-o", "pid=,rss=", "--ppid", ppid],
+                         capture_output=True, text=True).stdout
+    return {int(p): int(r) for p, r in (l.split() for l in out.splitlines())}
+
+
+def main():
+    failures = []
+    run = uuid.uuid4().hex[:8]
+    sq = server("bench-sqlite", RECORD)
+    pg = Postgres("bench-pg")
+    pg.execute("INSERT INTO accounts (ac_no) VALUES (%s)", ACCOUNT, user="k2notify")
+    pgs = server("bench-pgsql", RECORD_PG, pgsql=pg)
+    rows = []
+    try:
+        sq.start()
+        pgs.start()
+        # Warm up: caches, pools.
+        for s in (sq, pgs):
+            wrk(s.base + "/k2/notify", "distinct", f"warm-{run}", seconds=1)
+        sq_commit = fsync_ceiling(os.path.dirname(sq.db))
+
+        scenarios = [
+            ("baseline: static JSON, same auth", sq, "/static/reply.json",
+             "same", None),
+            ("lookup: account query only", sq, "/k2/lookup", "distinct", None),
+            ("full path, SQLite (WAL, synchronous=FULL)", sq, "/k2/notify",
+             "distinct", "record"),
+            ("full path, PostgreSQL", pgs, "/k2/notify", "distinct", "record"),
+            ("duplicates: one notification again", sq, "/k2/notify", "same",
+             "dup"),
+        ] + [(f"auth only: static, {label}", sq, loc + "/reply.json", "same",
+              None) for label, _, loc in HASHES]
+        results = []
+        for label, s, path, mode, check in scenarios:
+            prefix = f"{run}-{len(results)}"
+            if check == "dup":          # record the one notification first
+                wrk(s.base + path, "same", prefix, seconds=1, connections=1)
+            r = wrk(s.base + path, mode, prefix)
+            results.append((label, r))
+            if r["non2xx"] or r["socket_errors"] or r["other"]:
+                failures.append(f"{label}: {r['non2xx']} non-2xx, "
+                                f"{r['socket_errors']} socket errors, "
+                                f"{r['other']} replies other than 01")
+            if check:
+                problem = exactly_once(s, prefix, r, dup=(check == "dup"))
+                if problem:
+                    failures.append(f"{label}: {problem}")
+
+        base = results[0][1]["rps"]
+        print(f"\nmod_k2notify bench: wrk -t1 -c{CONNECTIONS} -d{SECONDS}s per "
+              f"scenario, one event-MPM child, loopback, {os.cpu_count()} cores "
+              "shared by client and server\n")
+        print(f"{'scenario':44} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+              f"{'non-2xx':>7} {'rows':>7} {'x base':>7}")
+        for label, r in results:
+            print(f"{label:44} {r['rps']:8.0f} {r['p50_us'] / 1000:7.2f} "
+                  f"{r['p99_us'] / 1000:7.2f} {r['non2xx']:7d} "
+                  f"{str(r.get('rows', '-')):>7} {r['rps'] / base:7.2f}")
+        full = results[2][1]
+        print(f"\ndurable-commit ceiling of the SQLite disk: {sq_commit:.0f} "
+              f"fdatasync'd appends/s; SQLite full path = "
+              f"{full['rps'] / sq_commit:.2f} of it")
+
+        targets = [
+            ("lookup >= 0.85 x baseline", results[1][1]["rps"] / base >= 0.85,
+             f"{results[1][1]['rps'] / base:.2f}"),
+            ("SQLite full path >= 0.7 x durable-commit ceiling",
+             full["rps"] / sq_commit >= 0.7, f"{full['rps'] / sq_commit:.2f}"),
+            (f"SQLite full path p99 <= 25 ms at {CONNECTIONS} connections",
+             full["p99_us"] <= 25000, f"{full['p99_us'] / 1000:.1f} ms"),
+        ]
+
+        # Memory: many notifications over keep-alive, RSS of each child.  The
+        # duplicate path runs both statements, the parser and the reply on
+        # every request without waiting for the disk.
+        before = children_rss(sq)
+        done, t0 = 0, time.time()
+        while done < MEMORY_REQUESTS:
+            r = wrk(sq.base + "/k2/notify", "same", f"{run}-5",
+                    seconds=5, connections=8)
+            done += r["requests"]
+            if r["non2xx"] or r["socket_errors"] or r["other"]:
+                failures.append(f"memory run: {r['non2xx']} non-2xx, "
+                                f"{r['socket_errors']} socket errors")
+        after = children_rss(sq)
+        print(f"\nmemory: {done} notifications (duplicate path, 8 keep-alive "
+              f"connections) in {time.time() - t0:.0f} s; RSS per child, KiB:")
+        growth = 0
+        for pid in sorted(set(before) | set(after)):
+            b, a = before.get(pid), after.get(pid)
+            print(f"  child {pid}: before {b}, after {a}"
+                  + (f", growth {a - b}" if a is not None and b is not None else ""))
+            if a is not None and b is not None:
+                growth = max(growth, a - b)
+        if set(before) != set(after):
+            failures.append("children changed during the memory run")
+        if growth >= RSS_LIMIT_KIB:
+            failures.append(f"RSS grew {growth} KiB (limit {RSS_LIMIT_KIB})")
+        targets.append((f"RSS growth < {RSS_LIMIT_KIB} KiB over {done} requests",
+                        growth < RSS_LIMIT_KIB, f"{growth} KiB"))
+
+        print("\ntargets:")
+        for name, ok, value in targets:
+            print(f"  {'met   ' if ok else 'MISSED'} {name}: {value}")
+        for s in (sq, pgs):
+            bad = s.unexpected_errors()
+            if bad:
+                failures.append(f"{s.name}: error log:\n" + "\n".join(bad[:5]))
+    finally:
+        for s in (sq, pgs):
+            s.stop()
+            s.cleanup()
+        pg.cleanup()
+    if failures:
+        print("\nFAILED:\n  " + "\n  ".join(failures))
+        return 1
+    print("\nno notification lost or doubled; every reply 2xx")
+    return 0
+
+
+def exactly_once(s, prefix, r, dup=False):
+    """Compare what the server answered 01 (its access log: every reply it
+    sent, including those wrk stopped waiting for at the end of the run)
+    with the rows of the database.  Returns a problem, or None."""
+    # wrk stops waiting at the end of its run, the server does not: wait
+    # until the access log and the table stop growing.
+    deadline, last = time.time() + 10, None
+    while time.time() < deadline:
+        now = (len(s.access_lines()), len(recorded_ids(s, prefix)))
+        if now == last:
+            break
+        last = now
+        time.sleep(0.3)
+    if True:
+        answered = collections.Counter()
+        replies = 0
+        for line in s.access_lines():
+            status, rest = line.split(" ", 1)
+            parts = rest.split("|")
+            if not parts[0].startswith(prefix + "-"):
+                continue
+            replies += 1
+            if status == "200" and parts[4] == "01":
+                answered[(parts[0], parts[5])] += 1
+            else:
+                return f"{parts[0]} answered {status} {parts[4]} {parts[5]}"
+    accepted = {i for (i, o), n in answered.items() if o == "accepted"}
+    if any(n > 1 for (i, o), n in answered.items() if o == "accepted"):
+        return "an id was accepted twice"
+    rows = recorded_ids(s, prefix)
+    r["rows"] = len(rows)
+    if dup:
+        if len(rows) != 1 or len(accepted) != 1:
+            return f"{len(rows)} rows and {len(accepted)} accepted for one notification"
+        return None
+    if replies < r["ok01"]:
+        return f"wrk counted {r['ok01']} replies 01, the server logged {replies}"
+    if rows != accepted:
+        return (f"{len(accepted - rows)} answered 01 but not recorded, "
+                f"{len(rows - accepted)} recorded but not answered accepted")
+    return None
+
+
+def recorded_ids(s, prefix):
+    like = prefix + "-%"
+    if s.pgsql:
+        q = s.pgsql.query("SELECT k2_transaction_id FROM k2_transactions "
+                          "WHERE k2_transaction_id LIKE ?", like)
+    else:
+        q = s.query("SELECT k2_transaction_id FROM k2_transactions "
+                    "WHERE k2_transaction_id LIKE ?", like)
+    return {row[0] for row in q}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
