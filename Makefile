@@ -30,7 +30,7 @@ $(MODULE): $(SOURCES) $(HEADERS)
 	@mkdir -p build/obj
 	@for f in $(SOURCES) $(HEADERS); do ln -sf ../../$$f build/obj/; done
 	cd build/obj && $(APXS) -c -o ../mod_k2notify.la \
-		$(addprefix -Wc$(,),$(WARN)) -ljansson $(notdir $(SOURCES))
+		$(addprefix -Wc$(,),$(WARN)) -ljansson -lcrypto $(notdir $(SOURCES))
 	# A new inode: a running httpd keeps mapping the old file.
 	cp build/.libs/mod_k2notify.so $@.tmp && mv -f $@.tmp $@
 
@@ -39,10 +39,10 @@ $(MODULE): $(SOURCES) $(HEADERS)
 deps:
 	@tools/deps.sh all
 
-build/test_k2: tests/unit/test_k2.c $(PURE) $(SRC_DIR)/k2_notification.h
+build/test_k2: tests/unit/test_k2.c $(PURE) $(wildcard $(SRC_DIR)/k2_*.h)
 	@tools/deps.sh build
 	@mkdir -p build
-	$(CC) $(WARN) -g -O1 -I$(SRC_DIR) -o $@ tests/unit/test_k2.c $(PURE) -ljansson
+	$(CC) $(WARN) -g -O1 -I$(SRC_DIR) -o $@ tests/unit/test_k2.c $(PURE) -ljansson -lcrypto
 
 unit: build/test_k2
 	build/test_k2

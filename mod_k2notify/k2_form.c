@@ -110,7 +110,7 @@ k2_reason_e k2_form_decode(const char *in, size_t len, char *out, size_t *outlen
 }
 
 k2_reason_e k2_form_parse(k2_notification_t *n, const char *buf, size_t len,
-                          char *scratch)
+                          char *scratch, k2_pair_fn *on_pair, void *baton)
 {
     size_t pos = 0;
 
@@ -147,6 +147,9 @@ k2_reason_e k2_form_parse(k2_notification_t *n, const char *buf, size_t len,
             }
             scratch += dlen + 1;
             value = v;
+        }
+        if (on_pair) {
+            on_pair(baton, name, value);
         }
         field = k2_field_lookup(name, strlen(name), 1);
         if (field < 0) {

@@ -80,12 +80,18 @@ void k2_notification_init(k2_notification_t *n);
  * is refused. */
 k2_reason_e k2_form_decode(const char *in, size_t len, char *out, size_t *outlen);
 
+/* Called by k2_form_parse for every decoded pair, known or unknown, in the
+ * order received; name and value point into the scratch buffer. */
+typedef void k2_pair_fn(void *baton, const char *name, const char *value);
+
 /* Parse a form (a query string or a request body) of len bytes into n.
  * scratch must hold len + 1 bytes and outlive n: values point into it.
  * Unknown parameters are ignored; a repeated parameter must repeat its
- * value; empty "&&" segments are skipped. */
+ * value; empty "&&" segments are skipped.  When on_pair is not NULL it is
+ * called with baton for every pair decoded (the signature's base string
+ * includes unknown parameters), up to the first error. */
 k2_reason_e k2_form_parse(k2_notification_t *n, const char *buf, size_t len,
-                          char *scratch);
+                          char *scratch, k2_pair_fn *on_pair, void *baton);
 
 /* 1 if s is valid UTF-8 (no overlongs, surrogates or code points past
  * U+10FFFF), else 0. */

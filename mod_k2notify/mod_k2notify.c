@@ -449,11 +449,12 @@ static int k2n_handler(request_rec *r)
     if (r->args && *r->args) {
         apr_size_t n = strlen(r->args);
 
-        reason = k2_form_parse(&q.n, r->args, n, apr_palloc(r->pool, n + 1));
+        reason = k2_form_parse(&q.n, r->args, n, apr_palloc(r->pool, n + 1),
+                               NULL, NULL);
     }
     if (reason == K2_OK && body_len > 0) {
         reason = k2_form_parse(&q.n, body, body_len,
-                               apr_palloc(r->pool, body_len + 1));
+                               apr_palloc(r->pool, body_len + 1), NULL, NULL);
     }
     q.n.value[K2_F_REMOTE_USER] = r->user;
 

@@ -4,7 +4,7 @@
 # As root it runs apt-get itself; otherwise it prints the exact command.
 set -eu
 
-build="gcc make apache2-dev libjansson-dev"
+build="gcc make apache2-dev libjansson-dev libssl-dev"
 run="apache2 apache2-utils libaprutil1-dbd-sqlite3 sqlite3 curl"
 test="python3 python3-pytest python3-requests python3-psycopg2 postgresql libaprutil1-dbd-pgsql"
 

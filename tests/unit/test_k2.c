@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "k2_notification.h"
+#include "k2_signature.h"
 
 /* ---- harness ---------------------------------------------------------- */
 
@@ -241,7 +242,8 @@ static void check_ts_(const char *file, int line, const char *date,
 
 /* Parse len bytes from an exact-size copy (freed before returning, so the
  * values must not point into it) with a scratch of exactly len + 1 bytes. */
-static k2_reason_e parse_len(k2_notification_t *n, const char *body, size_t len)
+static k2_reason_e parse_len_cb(k2_notification_t *n, const char *body,
+                                size_t len, k2_pair_fn *on_pair, void *baton)
 {
     char *copy = malloc(len ? len : 1);
     k2_reason_e rv;
@@ -250,9 +252,14 @@ static k2_reason_e parse_len(k2_notification_t *n, const char *body, size_t len)
         exit(2);
     }
     memcpy(copy, body, len);
-    rv = k2_form_parse(n, copy, len, test_alloc(len + 1));
+    rv = k2_form_parse(n, copy, len, test_alloc(len + 1), on_pair, baton);
     free(copy);
     return rv;
+}
+
+static k2_reason_e parse_len(k2_notification_t *n, const char *body, size_t len)
+{
+    return parse_len_cb(n, body, len, NULL, NULL);
 }
 
 #define PARSE(n, lit) parse_len(n, lit, sizeof(lit) - 1)
@@ -1705,6 +1712,435 @@ static void test_reply_error_too_small_buffer_is_zero(void)
               len);
 }
 
+/* ---- k2_form_parse's pair callback ------------------------------------ */
+
+/* The pairs a parse reported, in order. */
+typedef struct {
+    k2_pair_t pair[32];
+    size_t n;
+} pair_log_t;
+
+static void log_pair(void *baton, const char *name, const char *value)
+{
+    pair_log_t *log = baton;
+
+    if (log->n < sizeof(log->pair) / sizeof(log->pair[0])) {
+        log->pair[log->n].name = name;
+        log->pair[log->n].value = value;
+    }
+    log->n++;
+}
+
+/* Like PARSE, reporting every pair to log. */
+#define PARSE_PAIRS(n, lit, log) \
+    parse_len_cb(n, lit, sizeof(lit) - 1, log_pair, log)
+
+#define CHECK_PAIR(log, i, want_name, want_value) \
+    do { \
+        CHECK_STR((log)->pair[i].name, want_name); \
+        CHECK_STR((log)->pair[i].value, want_value); \
+    } while (0)
+
+static void test_parse_reports_every_pair_known_or_not_in_order(void)
+{
+    k2_notification_t n;
+    pair_log_t log = { .n = 0 };
+
+    k2_notification_init(&n);
+    CHECK_RV(PARSE_PAIRS(&n, "foo=1&ac_no=A1&x&&b=%26%3D+c&signature=s%2B%3D",
+                         &log), K2_OK);
+    CHECK_INT(log.n, 5);
+    CHECK_PAIR(&log, 0, "foo", "1");
+    CHECK_PAIR(&log, 1, "ac_no", "A1");
+    CHECK_PAIR(&log, 2, "x", "");
+    CHECK_PAIR(&log, 3, "b", "&= c");
+    CHECK_PAIR(&log, 4, "signature", "s+=");
+    CHECK_ONLY_FIELD(&n, K2_F_AC_NO, "A1");
+}
+
+static void test_parse_reports_repeated_pairs_each_time(void)
+{
+    k2_notification_t n;
+    pair_log_t log = { .n = 0 };
+
+    k2_notification_init(&n);
+    CHECK_RV(PARSE_PAIRS(&n, "amount=5&amount=5&foo=1&foo=2", &log), K2_OK);
+    CHECK_INT(log.n, 4);
+    CHECK_PAIR(&log, 1, "amount", "5");
+    CHECK_PAIR(&log, 3, "foo", "2");
+}
+
+static void test_parse_reports_pairs_up_to_the_first_error(void)
+{
+    k2_notification_t n;
+    pair_log_t log = { .n = 0 };
+
+    k2_notification_init(&n);
+    CHECK_RV(PARSE_PAIRS(&n, "a=1&b=%ZZ&c=3", &log), K2_BAD_ESCAPE);
+    CHECK_INT(log.n, 1);
+    CHECK_PAIR(&log, 0, "a", "1");
+}
+
+static void test_parse_reports_query_and_body_pairs_together(void)
+{
+    k2_notification_t n;
+    pair_log_t log = { .n = 0 };
+
+    k2_notification_init(&n);
+    CHECK_RV(PARSE_PAIRS(&n, "signature=abc", &log), K2_OK);
+    CHECK_RV(PARSE_PAIRS(&n, "ac_no=A1", &log), K2_OK);
+    CHECK_INT(log.n, 2);
+    CHECK_PAIR(&log, 0, "signature", "abc");
+    CHECK_PAIR(&log, 1, "ac_no", "A1");
+}
+
+/* ---- k2_signature_base ------------------------------------------------ */
+
+/* The base string of pairs into a buffer of exactly size bytes (heap). */
+static char *base_of(const k2_pair_t *pairs, size_t n, size_t size,
+                     size_t *len)
+{
+    char *out = test_alloc(size);
+
+    memset(out, 'X', size);
+    *len = k2_signature_base(pairs, n, out, size);
+    return out;
+}
+
+static void check_base_(const char *file, int line, const k2_pair_t *pairs,
+                        size_t n, const char *want)
+{
+    size_t len, wlen = strlen(want);
+    const char *out = base_of(pairs, n, wlen + 1, &len);
+
+    if (len != wlen) {
+        fail_at(file, line, "k2_signature_base is %zu, expected %zu", len, wlen);
+    }
+    check_str_(file, line, "k2_signature_base out", out, want);
+}
+
+#define NPAIRS(a) (sizeof(a) / sizeof((a)[0]))
+#define CHECK_BASE(pairs, want) \
+    check_base_(__FILE__, __LINE__, pairs, NPAIRS(pairs), want)
+
+static void test_signature_base_k2_doc_example(void)
+{
+    /* K2's documentation: a=param2, c=param3, b=param1 */
+    static const k2_pair_t pairs[] = {
+        { "a", "param2" }, { "c", "param3" }, { "b", "param1" }
+    };
+
+    CHECK_BASE(pairs, "a=param2&b=param1&c=param3");
+}
+
+static void test_signature_base_leaves_out_the_signature(void)
+{
+    static const k2_pair_t first[] = {
+        { "signature", "1FsEdrHdictgEKN+58rd6gh1wJI=" },
+        { "a", "param2" }, { "c", "param3" }, { "b", "param1" }
+    };
+    static const k2_pair_t middle[] = {
+        { "a", "param2" }, { "signature", "x" }, { "c", "param3" },
+        { "b", "param1" }
+    };
+    static const k2_pair_t last[] = {
+        { "a", "param2" }, { "c", "param3" }, { "b", "param1" },
+        { "signature", "" }
+    };
+    /* only the exact name: these are ordinary parameters */
+    static const k2_pair_t lookalikes[] = {
+        { "Signature", "1" }, { "signatures", "2" }, { "signatur", "3" }
+    };
+
+    CHECK_BASE(first, "a=param2&b=param1&c=param3");
+    CHECK_BASE(middle, "a=param2&b=param1&c=param3");
+    CHECK_BASE(last, "a=param2&b=param1&c=param3");
+    CHECK_BASE(lookalikes, "Signature=1&signatur=3&signatures=2");
+}
+
+static void test_signature_base_sorts_by_name_in_byte_order(void)
+{
+    static const k2_pair_t pairs[] = {
+        { "amount", "1500" }, { "ac_no", "A1" }, { "ac", "x" },
+        { "Z", "upper" }, { "a", "1" }, { "_", "u" }
+    };
+
+    /* 'Z' (0x5A) < '_' (0x5F) < 'a'; a prefix sorts first */
+    CHECK_BASE(pairs, "Z=upper&_=u&a=1&ac=x&ac_no=A1&amount=1500");
+}
+
+static void test_signature_base_sorts_by_name_not_by_name_value_string(void)
+{
+    /* Sorting the joined "name=value" strings would put "a-b=1" before
+     * "a=zzz" ('-' 0x2D < '=' 0x3D); by name, the prefix "a" comes first. */
+    static const k2_pair_t pairs[] = {
+        { "a_b", "2" }, { "a", "zzz" }, { "a-b", "1" }
+    };
+
+    CHECK_BASE(pairs, "a=zzz&a-b=1&a_b=2");
+}
+
+static void test_signature_base_sorts_equal_names_by_value(void)
+{
+    static const k2_pair_t pairs[] = {
+        { "foo", "2" }, { "bar", "x" }, { "foo", "10" }, { "foo", "1" }
+    };
+
+    CHECK_BASE(pairs, "bar=x&foo=1&foo=10&foo=2");
+}
+
+static void test_signature_base_writes_exact_duplicates_once(void)
+{
+    /* the same parameter in the query string and in the body */
+    static const k2_pair_t pairs[] = {
+        { "amount", "1500" }, { "foo", "1" }, { "amount", "1500" },
+        { "foo", "2" }, { "foo", "1" }, { "signature", "s" },
+        { "signature", "s" }
+    };
+
+    CHECK_BASE(pairs, "amount=1500&foo=1&foo=2");
+}
+
+static void test_signature_base_includes_unknown_params(void)
+{
+    static const k2_pair_t pairs[] = {
+        { "ac_no", "A1" }, { "k2_extra", "new in v2" }, { "amount", "10" }
+    };
+
+    CHECK_BASE(pairs, "ac_no=A1&amount=10&k2_extra=new in v2");
+}
+
+static void test_signature_base_joins_decoded_values_raw(void)
+{
+    /* a value holding '&' or '=' once decoded is not re-encoded */
+    static const k2_pair_t pairs[] = {
+        { "sender", "c=d&e" }, { "a", "x y+%" },
+        { "first_name", "Wanjir\xC5\xA9" }, { "middle_name", "" }
+    };
+
+    CHECK_BASE(pairs, "a=x y+%&first_name=Wanjir\xC5\xA9&middle_name="
+                      "&sender=c=d&e");
+}
+
+static void test_signature_base_from_the_parsed_spec_example(void)
+{
+    k2_notification_t n;
+    pair_log_t log = { .n = 0 };
+
+    k2_notification_init(&n);
+    CHECK_RV(PARSE_PAIRS(&n, spec_body, &log), K2_OK);
+    CHECK_INT(log.n, 15);
+    check_base_(__FILE__, __LINE__, log.pair, log.n,
+                "ac_no=A123333&amount=1500&biller_number=888555&currency=KES"
+                "&first_name=John&k2_account_id=12&k2_transaction_id=15"
+                "&last_name=Doe&middle_name=K.&mm_system_id=M-PESA"
+                "&mp_transaction_id=54445&sender=0723456789"
+                "&transaction_date=26/4/11&transaction_time=1:03 PM"
+                "&transaction_type=Paybill");
+}
+
+static void test_signature_base_does_not_reorder_the_pairs(void)
+{
+    k2_pair_t pairs[] = {
+        { "c", "3" }, { "a", "1" }, { "b", "2" }
+    };
+    size_t len;
+
+    CHECK_STR(base_of(pairs, 3, 32, &len), "a=1&b=2&c=3");
+    CHECK_STR(pairs[0].name, "c");
+    CHECK_STR(pairs[1].name, "a");
+    CHECK_STR(pairs[2].name, "b");
+}
+
+static void test_signature_base_too_small_buffer_is_zero(void)
+{
+    static const k2_pair_t pairs[] = {
+        { "a", "param2" }, { "c", "param3" }, { "b", "param1" }
+    };
+    static const char want[] = "a=param2&b=param1&c=param3";
+    size_t len, wlen = sizeof(want) - 1, size;
+    char *out;
+
+    out = base_of(pairs, 3, wlen + 1, &len);        /* exact fit */
+    CHECK_INT(len, wlen);
+    CHECK_STR(out, want);
+    for (size = 0; size <= wlen; size++) {          /* no room for the NUL */
+        out = base_of(pairs, 3, size, &len);
+        CHECK_INT(len, 0);
+        if (size > 0 && out[0] != '\0') {
+            fail_at(__FILE__, __LINE__, "size %zu: out is not empty", size);
+        }
+    }
+}
+
+static void test_signature_base_with_nothing_but_a_signature_is_zero(void)
+{
+    static const k2_pair_t pairs[] = { { "signature", "x" } };
+    size_t len;
+
+    CHECK_STR(base_of(pairs, 1, 16, &len), "");
+    CHECK_INT(len, 0);
+    CHECK_STR(base_of(pairs, 0, 16, &len), "");
+    CHECK_INT(len, 0);
+}
+
+/* ---- k2_signature_valid ----------------------------------------------- */
+
+/* Test vectors computed independently of this code, with OpenSSL's command
+ * line and coreutils' base64 (the command is above each vector). */
+
+/* printf '%s' 'a=param2&b=param1&c=param3' \
+ *   | openssl dgst -sha1 -hmac 'secret-key' -binary | base64 */
+#define DOC_BASE "a=param2&b=param1&c=param3"
+#define DOC_KEY "secret-key"
+#define DOC_SIG "1FsEdrHdictgEKN+58rd6gh1wJI="
+
+/* The spec's example, sorted:
+ * printf '%s' 'ac_no=A123333&amount=1500&biller_number=888555&currency=KES&first_name=John&k2_account_id=12&k2_transaction_id=15&last_name=Doe&middle_name=K.&mm_system_id=M-PESA&mp_transaction_id=54445&sender=0723456789&transaction_date=26/4/11&transaction_time=1:03 PM&transaction_type=Paybill' \
+ *   | openssl dgst -sha1 -hmac 'k2-api-key-0123456789' -binary | base64 */
+#define SPEC_BASE \
+    "ac_no=A123333&amount=1500&biller_number=888555&currency=KES" \
+    "&first_name=John&k2_account_id=12&k2_transaction_id=15" \
+    "&last_name=Doe&middle_name=K.&mm_system_id=M-PESA" \
+    "&mp_transaction_id=54445&sender=0723456789" \
+    "&transaction_date=26/4/11&transaction_time=1:03 PM" \
+    "&transaction_type=Paybill"
+#define SPEC_KEY "k2-api-key-0123456789"
+#define SPEC_SIG "Vg84d+pk9u4IntiwqW7ogndyAjM="
+
+/* k2_signature_valid over exact-size, unterminated copies. */
+static int sig_valid(const char *base, const char *key, size_t keylen,
+                     const char *signature)
+{
+    size_t len = strlen(base);
+
+    return k2_signature_valid(heap_copy(base, len), len,
+                              (const unsigned char *)heap_copy(key, keylen),
+                              keylen, heap_str(signature));
+}
+
+#define SIG_VALID(base, key, signature) \
+    sig_valid(base, key, sizeof(key) - 1, signature)
+
+static void test_signature_valid_k2_doc_example_vector(void)
+{
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, DOC_SIG), 1);
+}
+
+static void test_signature_valid_spec_example_vector(void)
+{
+    CHECK_INT(SIG_VALID(SPEC_BASE, SPEC_KEY, SPEC_SIG), 1);
+}
+
+static void test_signature_valid_rfc2202_hmac_sha1_case_2(void)
+{
+    /* RFC 2202, test case 2: digest effcdf6ae5eb2fa2d27416d5f184df9c259a7c79
+     * printf 'effcdf6ae5eb2fa2d27416d5f184df9c259a7c79' | xxd -r -p | base64 */
+    CHECK_INT(SIG_VALID("what do ya want for nothing?", "Jefe",
+                        "7/zfauXrL6LSdBbV8YTfnCWafHk="), 1);
+}
+
+static void test_signature_valid_rfc2202_hmac_sha1_case_6_long_key(void)
+{
+    /* RFC 2202, test case 6: an 80-byte key, longer than SHA-1's block,
+     * is hashed first; digest aa4ae5e15272d00e95705637ce8a3b55ed402112
+     * printf 'aa4ae5e15272d00e95705637ce8a3b55ed402112' | xxd -r -p | base64 */
+    char key[80];
+
+    memset(key, 0xAA, sizeof(key));
+    CHECK_INT(sig_valid("Test Using Larger Than Block-Size Key - Hash Key First",
+                        key, sizeof(key), "qkrl4VJy0A6VcFY3zoo7Ve1AIRI="), 1);
+}
+
+static void test_signature_valid_rejects_a_wrong_signature(void)
+{
+    /* the right one with one character changed, first, middle or last */
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "2FsEdrHdictgEKN+58rd6gh1wJI="), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "1FsEdrHdictgEKn+58rd6gh1wJI="), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "1FsEdrHdictgEKN+58rd6gh1wJA="), 0);
+    /* base64 is case-sensitive */
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "1fSeDRhDICTGekn+58RD6GH1WJi="), 0);
+    /* another notification's signature */
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, SPEC_SIG), 0);
+}
+
+static void test_signature_valid_rejects_other_data_or_key(void)
+{
+    /* the amount changed after signing */
+    static const char tampered[] =
+        "ac_no=A123333&amount=15000&biller_number=888555&currency=KES"
+        "&first_name=John&k2_account_id=12&k2_transaction_id=15"
+        "&last_name=Doe&middle_name=K.&mm_system_id=M-PESA"
+        "&mp_transaction_id=54445&sender=0723456789"
+        "&transaction_date=26/4/11&transaction_time=1:03 PM"
+        "&transaction_type=Paybill";
+
+    CHECK_INT(SIG_VALID(tampered, SPEC_KEY, SPEC_SIG), 0);
+    /* unsorted, or with the signature in its own base string */
+    CHECK_INT(SIG_VALID("a=param2&c=param3&b=param1", DOC_KEY, DOC_SIG), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE "&signature=" DOC_SIG, DOC_KEY, DOC_SIG), 0);
+    /* another key, a key with its newline, a key one byte short */
+    CHECK_INT(SIG_VALID(DOC_BASE, "secret-kez", DOC_SIG), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, "secret-key\n", DOC_SIG), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, "secret-ke", DOC_SIG), 0);
+}
+
+static void test_signature_valid_rejects_a_wrong_length(void)
+{
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "1FsEdrHdictgEKN+58rd6gh1wJI"), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "1FsEdrHdictgEKN+58rd6gh1wJI=="), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "1FsEdrHdictgEKN+58rd6gh1wJI= "), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, " 1FsEdrHdictgEKN+58rd6gh1wJI="), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, ""), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, NULL), 0);
+    /* the hex digest, and the hex digest base64-encoded (other receivers'
+     * mistakes):
+     * printf '%s' 'a=param2&b=param1&c=param3' \
+     *   | openssl dgst -sha1 -hmac 'secret-key' -r | cut -c1-40 */
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY,
+                        "d45b0476b1dd89cb6010a37ee7caddea0875c092"), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "ZDQ1YjA0NzZiMWRkODljYjYwMTBhMzdl"
+                        "ZTdjYWRkZWEwODc1YzA5Mg=="), 0);
+}
+
+static void test_signature_valid_stops_at_len_of_base(void)
+{
+    /* base is (buffer, length): bytes past len are not signed */
+    static const char longer[] = DOC_BASE "&d=param4";
+
+    CHECK_INT(k2_signature_valid(heap_copy(longer, sizeof(longer) - 1),
+                                 sizeof(DOC_BASE) - 1,
+                                 (const unsigned char *)DOC_KEY,
+                                 sizeof(DOC_KEY) - 1, DOC_SIG), 1);
+    CHECK_INT(k2_signature_valid(heap_copy(longer, sizeof(longer) - 1),
+                                 sizeof(longer) - 1,
+                                 (const unsigned char *)DOC_KEY,
+                                 sizeof(DOC_KEY) - 1, DOC_SIG), 0);
+}
+
+static void test_signature_valid_refuses_an_empty_key(void)
+{
+    /* printf '%s' 'a=param2&b=param1&c=param3' \
+     *   | openssl dgst -sha1 -mac HMAC -macopt hexkey: -binary | base64
+     * would be the HMAC under an empty key: the glue never has one */
+    CHECK_INT(k2_signature_valid(DOC_BASE, sizeof(DOC_BASE) - 1,
+                                 (const unsigned char *)"", 0, DOC_SIG), 0);
+}
+
+static void test_signature_base_then_valid_round_trip(void)
+{
+    static const k2_pair_t pairs[] = {
+        { "c", "param3" }, { "signature", DOC_SIG }, { "b", "param1" },
+        { "a", "param2" }, { "a", "param2" }
+    };
+    char out[64];
+    size_t len = k2_signature_base(pairs, NPAIRS(pairs), out, sizeof(out));
+
+    CHECK_INT(len, sizeof(DOC_BASE) - 1);
+    CHECK_INT(k2_signature_valid(out, len, (const unsigned char *)DOC_KEY,
+                                 sizeof(DOC_KEY) - 1, DOC_SIG), 1);
+}
+
 /* ---- runner ----------------------------------------------------------- */
 
 #define T(f) { #f, f }
@@ -1870,6 +2306,33 @@ static const struct {
     T(test_reply_error_keeps_utf8_reason),
     T(test_reply_error_with_k2_reason_text),
     T(test_reply_error_too_small_buffer_is_zero),
+
+    T(test_parse_reports_every_pair_known_or_not_in_order),
+    T(test_parse_reports_repeated_pairs_each_time),
+    T(test_parse_reports_pairs_up_to_the_first_error),
+    T(test_parse_reports_query_and_body_pairs_together),
+    T(test_signature_base_k2_doc_example),
+    T(test_signature_base_leaves_out_the_signature),
+    T(test_signature_base_sorts_by_name_in_byte_order),
+    T(test_signature_base_sorts_by_name_not_by_name_value_string),
+    T(test_signature_base_sorts_equal_names_by_value),
+    T(test_signature_base_writes_exact_duplicates_once),
+    T(test_signature_base_includes_unknown_params),
+    T(test_signature_base_joins_decoded_values_raw),
+    T(test_signature_base_from_the_parsed_spec_example),
+    T(test_signature_base_does_not_reorder_the_pairs),
+    T(test_signature_base_too_small_buffer_is_zero),
+    T(test_signature_base_with_nothing_but_a_signature_is_zero),
+    T(test_signature_valid_k2_doc_example_vector),
+    T(test_signature_valid_spec_example_vector),
+    T(test_signature_valid_rfc2202_hmac_sha1_case_2),
+    T(test_signature_valid_rfc2202_hmac_sha1_case_6_long_key),
+    T(test_signature_valid_rejects_a_wrong_signature),
+    T(test_signature_valid_rejects_other_data_or_key),
+    T(test_signature_valid_rejects_a_wrong_length),
+    T(test_signature_valid_stops_at_len_of_base),
+    T(test_signature_valid_refuses_an_empty_key),
+    T(test_signature_base_then_valid_round_trip),
 };
 
 int main(int argc, char **argv)
