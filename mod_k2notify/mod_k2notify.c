@@ -27,13 +27,18 @@ typedef enum {
     K2N_ACCOUNT_NOT_FOUND,
     K2N_INVALID_PAYMENT,
     K2N_BAD_REQUEST,
+    K2N_BAD_SIGNATURE,
     K2N_ERROR
 } k2n_outcome_e;
 
 static const char *const k2n_outcome_names[] = {
     "accepted", "duplicate", "account_not_found", "invalid_payment",
-    "bad_request", "error"
+    "bad_request", "bad_signature", "error"
 };
+
+/* The reply to a missing or wrong signature: the same for both, so that a
+ * client learns nothing from it (the error log says which). */
+#define K2N_BAD_SIGNATURE_REASON "missing or invalid signature"
 
 /* The 200 replies never change: written once, at startup, by Jansson. */
 static char k2n_reply_body[4][64];
@@ -42,6 +47,8 @@ static apr_size_t k2n_reply_len[4];
 typedef struct {
     request_rec *r;
     k2_notification_t n;
+    apr_array_header_t *pairs;          /* every k2_pair_t, when signed */
+    apr_size_t base_size;               /* room their base string needs */
 } k2n_request_t;
 
 static const char *k2n_value(const k2n_request_t *q, int field)
@@ -80,7 +87,9 @@ static void k2n_conclude(k2n_request_t *q, k2n_outcome_e outcome,
                       k2n_outcome_names[outcome], detail);
     }
     else {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+        /* A refused signature is worth a look at the default LogLevel. */
+        ap_log_rerror(APLOG_MARK, outcome == K2N_BAD_SIGNATURE ? APLOG_WARNING
+                                                               : APLOG_INFO, 0, r,
                       "notification k2_transaction_id=%s ac_no=%s amount=%s "
                       "outcome=%s%s%s",
                       k2n_value(q, K2_F_K2_TRANSACTION_ID), k2n_value(q, K2_F_AC_NO),
@@ -107,15 +116,17 @@ static int k2n_reply(k2n_request_t *q, k2_status_e status, k2n_outcome_e outcome
     return k2n_write(q->r, HTTP_OK, k2n_reply_body[status], k2n_reply_len[status]);
 }
 
-/* A non-200 reply: a JSON body with the HTTP description and a reason. */
-static int k2n_refuse(k2n_request_t *q, int http_status, k2n_outcome_e outcome,
-                      const char *reason)
+/* A non-200 reply: a JSON body with the HTTP description and a reason;
+ * detail is what the error log says. */
+static int k2n_refuse_logged(k2n_request_t *q, int http_status,
+                             k2n_outcome_e outcome, const char *reason,
+                             const char *detail)
 {
     char body[512];
     const char *line = ap_get_status_line(http_status);
     apr_size_t len;
 
-    k2n_conclude(q, outcome, NULL, reason);
+    k2n_conclude(q, outcome, NULL, detail);
     /* "400 Bad Request" -> "Bad Request" */
     len = k2_reply_error(line + 4, outcome == K2N_ERROR ? NULL : reason,
                          body, sizeof(body));
@@ -123,6 +134,74 @@ static int k2n_refuse(k2n_request_t *q, int http_status, k2n_outcome_e outcome,
         len = k2_reply_error(line + 4, NULL, body, sizeof(body));
     }
     return k2n_write(q->r, http_status, body, len);
+}
+
+/* A non-200 reply whose reason is also the error log's detail. */
+static int k2n_refuse(k2n_request_t *q, int http_status, k2n_outcome_e outcome,
+                      const char *reason)
+{
+    return k2n_refuse_logged(q, http_status, outcome, reason, reason);
+}
+
+/* 400 for a notification the pure code refused. */
+static int k2n_bad_request(k2n_request_t *q, k2_reason_e reason)
+{
+    int field = reason == K2_BAD_CONFLICT ? q->n.conflict_field
+              : reason == K2_BAD_MISSING ? q->n.missing_field : -1;
+
+    return k2n_refuse(q, HTTP_BAD_REQUEST, K2N_BAD_REQUEST,
+                      field < 0 ? k2_reason(reason)
+                      : apr_pstrcat(q->r->pool, k2_reason(reason), ": ",
+                                    k2_field_name(field), NULL));
+}
+
+/* k2_form_parse's callback: keep every pair for the signature's base
+ * string, and count the room it needs (name '=' value, then '&' or NUL). */
+static void k2n_keep_pair(void *baton, const char *name, const char *value)
+{
+    k2n_request_t *q = baton;
+    k2_pair_t *pair = apr_array_push(q->pairs);
+
+    pair->name = name;
+    pair->value = value;
+    q->base_size += strlen(name) + strlen(value) + 2;
+}
+
+/* NULL if the notification's signature is valid under key, else why not,
+ * for the error log.  Never the key, the digest or the signature itself. */
+static const char *k2n_check_signature(k2n_request_t *q, const k2n_key_t *key)
+{
+    const k2_pair_t *pairs = (const k2_pair_t *)q->pairs->elts;
+    apr_size_t n = (apr_size_t)q->pairs->nelts, i, len;
+    const char *signature = NULL;
+    char *base;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(pairs[i].name, K2_SIGNATURE_PARAM) != 0) {
+            continue;
+        }
+        if (signature && strcmp(signature, pairs[i].value) != 0) {
+            return "signature given twice with different values";
+        }
+        signature = pairs[i].value;
+    }
+    if (!signature || !*signature) {
+        return "no signature";
+    }
+    if (strlen(signature) != K2_SIGNATURE_LEN) {
+        return apr_psprintf(q->r->pool, "the signature has %" APR_SIZE_T_FMT
+                            " characters, not %d", strlen(signature),
+                            K2_SIGNATURE_LEN);
+    }
+    base = apr_palloc(q->r->pool, q->base_size + 1);
+    len = k2_signature_base(pairs, n, base, q->base_size + 1);
+    if (len == 0) {
+        return "no parameter besides the signature";
+    }
+    if (!k2_signature_valid(base, len, key->bytes, key->len, signature)) {
+        return "the signature does not match";
+    }
+    return NULL;
 }
 
 /* 1 if the request's Content-Type (if any) is a form. */
@@ -403,6 +482,7 @@ static int k2n_handler(request_rec *r)
     apr_size_t body_len;
     ap_dbd_t *dbd;
     const char *err = NULL;
+    k2_pair_fn *on_pair = NULL;
     int rc, found, nrows;
 
     if (!r->handler || strcmp(r->handler, K2N_HANDLER) != 0) {
@@ -411,6 +491,8 @@ static int k2n_handler(request_rec *r)
     conf = ap_get_module_config(r->per_dir_config, &k2notify_module);
     k2_notification_init(&q.n);
     q.r = r;
+    q.pairs = NULL;
+    q.base_size = 0;
 
     if (r->method_number != M_POST) {
         apr_table_setn(r->headers_out, "Allow", "POST");
@@ -444,17 +526,22 @@ static int k2n_handler(request_rec *r)
     }
 
     /* The spec shows the parameters both in the query string and in the
-     * body: both are read, and a parameter in both must repeat its value. */
+     * body: both are read, and a parameter in both must repeat its value.
+     * A signature covers every parameter received, known or not. */
+    if (conf->key) {
+        q.pairs = apr_array_make(r->pool, 24, sizeof(k2_pair_t));
+        on_pair = k2n_keep_pair;
+    }
     reason = K2_OK;
     if (r->args && *r->args) {
         apr_size_t n = strlen(r->args);
 
         reason = k2_form_parse(&q.n, r->args, n, apr_palloc(r->pool, n + 1),
-                               NULL, NULL);
+                               on_pair, &q);
     }
     if (reason == K2_OK && body_len > 0) {
         reason = k2_form_parse(&q.n, body, body_len,
-                               apr_palloc(r->pool, body_len + 1), NULL, NULL);
+                               apr_palloc(r->pool, body_len + 1), on_pair, &q);
     }
     q.n.value[K2_F_REMOTE_USER] = r->user;
 
@@ -466,24 +553,31 @@ static int k2n_handler(request_rec *r)
                           "this location has 'SetHandler k2notify' but no "
                           K2N_DIR_ACCOUNT_QUERY);
     }
-    if (conf->require_user != 0 && !r->user) {
+    /* With a key, the signature authenticates the notification: one without
+     * a valid signature is refused with 401 below, user or not. */
+    if (conf->require_user != 0 && !r->user && !conf->key) {
         return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
                           "this location has no authentication (no user was "
                           "authenticated): add 'AuthType Basic' and 'Require "
-                          "valid-user', or set " K2N_DIR_REQUIRE_USER " Off");
+                          "valid-user', set " K2N_DIR_SIGNATURE_KEY ", or set "
+                          K2N_DIR_REQUIRE_USER " Off");
     }
-    if (reason == K2_OK) {
-        reason = k2_notification_validate(&q.n, k2n_conf_currencies(conf),
-                                          k2n_conf_billers(conf));
+    /* Malformed input is a 400 before anything is verified. */
+    if (reason != K2_OK) {
+        return k2n_bad_request(&q, reason);
     }
-    if (reason != K2_OK && !k2_reason_is_invalid_payment(reason)) {
-        int field = reason == K2_BAD_CONFLICT ? q.n.conflict_field
-                  : reason == K2_BAD_MISSING ? q.n.missing_field : -1;
+    if (conf->key) {
+        const char *why = k2n_check_signature(&q, conf->key);
 
-        return k2n_refuse(&q, HTTP_BAD_REQUEST, K2N_BAD_REQUEST,
-                          field < 0 ? k2_reason(reason)
-                          : apr_pstrcat(r->pool, k2_reason(reason), ": ",
-                                        k2_field_name(field), NULL));
+        if (why) {
+            return k2n_refuse_logged(&q, HTTP_UNAUTHORIZED, K2N_BAD_SIGNATURE,
+                                     K2N_BAD_SIGNATURE_REASON, why);
+        }
+    }
+    reason = k2_notification_validate(&q.n, k2n_conf_currencies(conf),
+                                      k2n_conf_billers(conf));
+    if (reason != K2_OK && !k2_reason_is_invalid_payment(reason)) {
+        return k2n_bad_request(&q, reason);
     }
     if (reason != K2_OK) {
         return k2n_reply(&q, K2_STATUS_INVALID_PAYMENT, K2N_INVALID_PAYMENT,
@@ -516,12 +610,32 @@ static int k2n_handler(request_rec *r)
                                  "already recorded");
 }
 
+static int k2n_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp)
+{
+    (void)pconf; (void)plog; (void)ptemp;
+    k2n_config_forget_warnings();
+    return OK;
+}
+
+/* apachectl configtest: the configuration's warnings on its output. */
+static void k2n_test_config(apr_pool_t *pconf, server_rec *s)
+{
+    (void)pconf; (void)s;
+    k2n_config_log_warnings();
+}
+
 static int k2n_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
     int status;
 
     (void)pconf; (void)plog; (void)ptemp;
+    /* httpd reads its configuration twice at startup: warn once, in the
+     * error log of the configuration that will serve. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        k2n_config_log_warnings();
+    }
     for (status = K2_STATUS_ACCEPTED; status <= K2_STATUS_INVALID_PAYMENT; status++) {
         k2n_reply_len[status] = k2_reply_status((k2_status_e)status,
                                                 k2n_reply_body[status],
@@ -538,6 +652,8 @@ static int k2n_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 static void k2n_register_hooks(apr_pool_t *p)
 {
     (void)p;
+    ap_hook_pre_config(k2n_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_test_config(k2n_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(k2n_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(k2n_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -10,6 +10,7 @@
 #include "mod_dbd.h"
 
 #include "k2_notification.h"
+#include "k2_signature.h"
 
 APLOG_USE_MODULE(k2notify);
 
@@ -20,9 +21,11 @@ APLOG_USE_MODULE(k2notify);
 #define K2N_DIR_BILLER_NUMBERS  "K2NotifyBillerNumbers"
 #define K2N_DIR_REQUIRE_USER    "K2NotifyRequireUser"
 #define K2N_DIR_MAX_BODY        "K2NotifyMaxBody"
+#define K2N_DIR_SIGNATURE_KEY   "K2NotifySignatureKeyFile"
 
 #define K2N_HANDLER             "k2notify"
 #define K2N_DEFAULT_MAX_BODY    8192    /* the spec's body is ~330 bytes */
+#define K2N_MAX_KEY_FILE        4096    /* an API key is tens of bytes */
 
 /* A statement prepared through mod_dbd at config time. */
 typedef struct {
@@ -33,6 +36,14 @@ typedef struct {
     const int *fields;                  /* k2_field_e bound to each %s */
 } k2n_stmt_t;
 
+/* The API key K2 signs notifications with, read from its file at startup
+ * (by root, before httpd drops privileges). */
+typedef struct {
+    const unsigned char *bytes;         /* the key, without trailing CR/LF */
+    apr_size_t len;                     /* its length, > 0 */
+    const char *path;                   /* the file it came from */
+} k2n_key_t;
+
 /* Per-directory configuration; every field has an "unset" value and a
  * merge rule in k2n_merge_dir_conf. */
 typedef struct {
@@ -42,6 +53,7 @@ typedef struct {
     apr_array_header_t *billers;        /* NULL-terminated list, NULL = any */
     int require_user;                   /* K2NotifyRequireUser, -1 unset */
     apr_off_t max_body;                 /* K2NotifyMaxBody, -1 unset */
+    const k2n_key_t *key;               /* K2NotifySignatureKeyFile, NULL unset */
 } k2n_dir_conf;
 
 extern const command_rec k2n_cmds[];
@@ -50,6 +62,11 @@ void *k2n_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 
 /* mod_dbd's functions, found when the first statement is configured. */
 extern APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *k2n_dbd_acquire;
+
+/* Warnings found while reading the configuration (a key file other users
+ * can read): forgotten at pre_config, logged once the error log is open. */
+void k2n_config_forget_warnings(void);
+void k2n_config_log_warnings(void);
 
 /* Effective values of a merged configuration. */
 const char *const *k2n_conf_currencies(const k2n_dir_conf *conf);

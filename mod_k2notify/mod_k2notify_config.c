@@ -5,6 +5,8 @@
  */
 #include "apr_strings.h"
 #include "apr_lib.h"
+#include "apr_file_io.h"
+#include "apr_file_info.h"
 
 #include "mod_k2notify.h"
 
@@ -12,6 +14,15 @@ APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *k2n_dbd_acquire = NULL;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *k2n_dbd_prepare = NULL;
 
 static const char *const k2n_default_currencies[] = { "KES", NULL };
+
+/* A warning about the configuration, for k2n_config_log_warnings(). */
+typedef struct {
+    server_rec *s;
+    const char *text;
+} k2n_warning_t;
+
+/* Allocated in the configuration pool: forgotten before each reading. */
+static apr_array_header_t *k2n_warnings = NULL;
 
 void *k2n_create_dir_conf(apr_pool_t *p, char *dir)
 {
@@ -24,6 +35,7 @@ void *k2n_create_dir_conf(apr_pool_t *p, char *dir)
     conf->billers = NULL;
     conf->require_user = -1;
     conf->max_body = -1;
+    conf->key = NULL;
     return conf;
 }
 
@@ -40,6 +52,7 @@ void *k2n_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     conf->require_user = add->require_user != -1 ? add->require_user
                                                  : base->require_user;
     conf->max_body = add->max_body != -1 ? add->max_body : base->max_body;
+    conf->key = add->key ? add->key : base->key;
     return conf;
 }
 
@@ -217,6 +230,109 @@ static const char *k2n_set_max_body(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
+void k2n_config_forget_warnings(void)
+{
+    k2n_warnings = NULL;
+}
+
+void k2n_config_log_warnings(void)
+{
+    int i;
+
+    for (i = 0; k2n_warnings && i < k2n_warnings->nelts; i++) {
+        const k2n_warning_t *w = &APR_ARRAY_IDX(k2n_warnings, i, k2n_warning_t);
+
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, w->s, "%s", w->text);
+    }
+}
+
+/* K2NotifySignatureKeyFile PATH: the key is read here, at startup, while
+ * httpd still runs as root, so the file can be readable by root only. */
+static const char *k2n_set_signature_key(cmd_parms *cmd, void *dconf,
+                                         const char *arg)
+{
+    k2n_dir_conf *conf = dconf;
+    const char *name = cmd->cmd->name;
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_file_t *f = NULL;
+    apr_finfo_t finfo;
+    apr_status_t rv;
+    unsigned char *bytes;
+    apr_size_t len = 0;
+    k2n_key_t *key;
+    char err[256];
+
+    if (!path) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a valid path", name, arg);
+    }
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                       APR_FPROT_OS_DEFAULT, cmd->temp_pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_info_get(&finfo, APR_FINFO_TYPE | APR_FINFO_SIZE
+                               | APR_FINFO_PROT, f);
+        if (rv == APR_INCOMPLETE) {
+            rv = APR_SUCCESS;
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        if (f) {
+            apr_file_close(f);
+        }
+        return apr_psprintf(cmd->pool, "%s: cannot read the key file %s: %s",
+                            name, path, apr_strerror(rv, err, sizeof(err)));
+    }
+    if (finfo.filetype != APR_REG) {
+        apr_file_close(f);
+        return apr_psprintf(cmd->pool, "%s: the key file %s is not a regular "
+                            "file", name, path);
+    }
+    if (finfo.size > K2N_MAX_KEY_FILE) {
+        apr_file_close(f);
+        return apr_psprintf(cmd->pool, "%s: the key file %s is larger than %d "
+                            "bytes: it should hold the API key only", name,
+                            path, K2N_MAX_KEY_FILE);
+    }
+    bytes = apr_palloc(cmd->pool, (apr_size_t)finfo.size + 1);
+    if (finfo.size > 0) {
+        /* APR_EOF: the file shrank since it was measured; keep what was read. */
+        rv = apr_file_read_full(f, bytes, (apr_size_t)finfo.size, &len);
+    }
+    apr_file_close(f);
+    if (rv != APR_SUCCESS && rv != APR_EOF) {
+        return apr_psprintf(cmd->pool, "%s: cannot read the key file %s: %s",
+                            name, path, apr_strerror(rv, err, sizeof(err)));
+    }
+    while (len > 0 && (bytes[len - 1] == '\n' || bytes[len - 1] == '\r')) {
+        len--;
+    }
+    if (len == 0) {
+        return apr_psprintf(cmd->pool, "%s: the key file %s is empty", name,
+                            path);
+    }
+    bytes[len] = '\0';
+
+    if (finfo.protection & APR_FPROT_WREAD) {
+        k2n_warning_t *w;
+
+        if (!k2n_warnings) {
+            k2n_warnings = apr_array_make(cmd->pool, 1, sizeof(k2n_warning_t));
+        }
+        w = apr_array_push(k2n_warnings);
+        w->s = cmd->server;
+        w->text = apr_psprintf(cmd->pool, "%s: the key file %s is readable by "
+                               "every user of this machine: chmod 0600 it "
+                               "(httpd reads it as root at startup)", name,
+                               path);
+    }
+
+    key = apr_palloc(cmd->pool, sizeof(*key));
+    key->bytes = bytes;
+    key->len = len;
+    key->path = path;
+    conf->key = key;
+    return NULL;
+}
+
 const command_rec k2n_cmds[] = {
     AP_INIT_TAKE_ARGV(K2N_DIR_ACCOUNT_QUERY, k2n_set_query, (void *)1, ACCESS_CONF,
                       "\"SQL\" [FIELD ...]: the query that finds the account; "
@@ -233,5 +349,8 @@ const command_rec k2n_cmds[] = {
                  "authentication module authenticated"),
     AP_INIT_TAKE1(K2N_DIR_MAX_BODY, k2n_set_max_body, NULL, ACCESS_CONF,
                   "largest request body accepted, in bytes (default 8192)"),
+    AP_INIT_TAKE1(K2N_DIR_SIGNATURE_KEY, k2n_set_signature_key, NULL, ACCESS_CONF,
+                  "file holding K2's API key: every notification must then "
+                  "carry a valid signature"),
     { NULL, { NULL }, NULL, 0, NO_ARGS, NULL }
 };

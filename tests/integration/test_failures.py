@@ -234,8 +234,8 @@ def test_location_without_authentication_answers_500_and_records_nothing(k2):
                         r"has no authentication", offset=off)
     assert len(lines) == 1
     assert re.search(r"\(no user was authenticated\): add 'AuthType Basic' and "
-                     r"'Require valid-user', or set K2NotifyRequireUser Off$",
-                     lines[0]), lines[0]
+                     r"'Require valid-user', set K2NotifySignatureKeyFile, or "
+                     r"set K2NotifyRequireUser Off$", lines[0]), lines[0]
     assert k2.rows(n["k2_transaction_id"]) == []
     new = new_access_lines(k2, before)
     assert len(new) == 1
