@@ -17,8 +17,8 @@ import urllib.parse
 
 import pytest
 
-from conftest import (ACCOUNT, AUTH, HTTPD, SPEC_BODY, TOP, USER, form,
-                      notification, run_user, wait_access)
+from conftest import (ACCOUNT, AUTH, HTTPD, PASSWORD, SPEC_BODY, TOP, USER,
+                      form, notification, run_user, wait_access)
 
 ACCEPTED = '{"status":"01","description":"Accepted"}'
 UNAUTHORIZED = '{"description":"Unauthorized","reason":"missing or invalid signature"}'
@@ -506,3 +506,54 @@ def test_key_file_is_read_by_root_at_startup_and_children_need_no_access(make_ht
                               capture_output=True, text=True).stdout.split()
     assert children and set(children) == {run_user().pw_name}
 
+
+# -- the shipped sample -------------------------------------------------------------
+
+SAMPLE = os.path.join(TOP, "conf-samples", "k2notify-signature.conf")
+SAMPLE_AUTH_LINES = ["AuthType Basic", 'AuthName "K2 notifications"',
+                     "AuthBasicProvider file",
+                     "AuthUserFile /etc/apache2/k2.htpasswd", "Require valid-user"]
+
+
+def k2send(*args):
+    p = subprocess.run([sys.executable, K2SEND] + list(args), capture_output=True,
+                       text=True, timeout=60)
+    return p.returncode, p.stdout
+
+
+@pytest.mark.parametrize("basic", [True, False], ids=["basic_and_signature",
+                                                      "signature_alone"])
+def test_shipped_signature_sample_works_as_is_and_without_its_basic_lines(make_httpd, basic):
+    s = make_httpd("signature-sample", "Include {dir}/k2notify-signature.conf\n")
+    with open(SAMPLE) as f:
+        sample = f.read()
+    for text in ["/var/lib/k2notify/k2.db", "/etc/apache2/k2.htpasswd",
+                 "/etc/apache2/k2.key", "${APACHE_LOG_DIR}"] + SAMPLE_AUTH_LINES:
+        assert text in sample, text
+    if not basic:           # what the sample's comment says to do
+        sample = "\n".join(l for l in sample.splitlines()
+                           if l.strip() not in SAMPLE_AUTH_LINES) + "\n"
+    key_file = write_key(s)
+    sample = (sample.replace("/var/lib/k2notify/k2.db", s.db)
+                    .replace("/etc/apache2/k2.htpasswd", s.htpasswd)
+                    .replace("/etc/apache2/k2.key", key_file)
+                    .replace("${APACHE_LOG_DIR}", s.dir))
+    with open(os.path.join(s.dir, "k2notify-signature.conf"), "w") as f:
+        f.write(sample)
+    assert s.configtest() == (0, "Syntax OK\n")
+    s.start()
+
+    url = s.base + "/k2/notify"
+    basic_args = ["--user", USER, "--password", PASSWORD] if basic else []
+    assert k2send(url, *basic_args, "--key-file", key_file,
+                  "k2_transaction_id=SAMPLE-1") == (0, "200 OK\n" + ACCEPTED + "\n")
+    row = s.rows("SAMPLE-1")
+    assert len(row) == 1 and row[0]["remote_user"] == (USER if basic else None)
+    assert k2send(url, *basic_args, "k2_transaction_id=SAMPLE-2") == (
+        1, "401 Unauthorized\n" + UNAUTHORIZED + "\n")
+    assert s.rows("SAMPLE-2") == []
+    with open(os.path.join(s.dir, "k2notify.log")) as f:
+        audit = f.read().splitlines()
+    assert [re.search(r"\" (\d+) \d+ id=(\S+) .* outcome=(\S+)$", l).groups()
+            for l in audit] == [("200", "SAMPLE-1", "accepted"),
+                                ("401", "SAMPLE-2", "bad_signature")]
