@@ -4,6 +4,7 @@
 #   make run      a demo server on 127.0.0.1:$(PORT) (make stop ends it)
 #   make test     unit tests, then integration tests through a real httpd
 #   make bench    wrk against a real httpd: the table of issue 4 (~2 min)
+#   make fuzz     libFuzzer on the pure parts, FUZZ_SECONDS=60 per target
 #   make install  copy the module into Apache's module directory
 
 APXS     ?= apxs
@@ -19,7 +20,7 @@ HEADERS  = $(wildcard $(SRC_DIR)/*.h)
 PURE     = $(wildcard $(SRC_DIR)/k2_*.c)
 MODULE   = build/mod_k2notify.so
 
-.PHONY: all deps test unit integration bench run stop install clean
+.PHONY: all deps test unit integration bench run stop install clean fuzz
 
 all: $(MODULE)
 
@@ -63,6 +64,25 @@ run: $(MODULE)
 
 stop:
 	@tools/demo.sh stop $(DEMO_DIR) $(PORT)
+
+# libFuzzer targets of the pure parts (fuzz/fuzz_*.c): they need no APR,
+# only libc, Jansson and libcrypto.  Seeds in fuzz/corpus/TARGET; what a run
+# finds stays in build/fuzz (fuzz/run.sh).
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS    = -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS  = $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(PURE) \
+		$(wildcard $(SRC_DIR)/k2_*.h)
+	@tools/deps.sh fuzz
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -I$(SRC_DIR) -o $@ $< $(PURE) \
+		-ljansson -lcrypto
+
+fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
+	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 install: $(MODULE)
 	$(APXS) -i -n k2notify $(MODULE)

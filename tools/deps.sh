@@ -1,20 +1,22 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, if any are missing.
-# Usage: tools/deps.sh build|run|test|bench|all
+# Usage: tools/deps.sh build|run|test|bench|fuzz|all
 # As root it runs apt-get itself; otherwise it prints the exact command.
 set -eu
 
 build="gcc make apache2-dev libjansson-dev libssl-dev"
 run="apache2 apache2-utils libaprutil1-dbd-sqlite3 sqlite3 curl"
 test="python3 python3-pytest python3-requests python3-psycopg2 postgresql libaprutil1-dbd-pgsql"
+fuzz="clang-14 libclang-rt-14-dev"
 
 case "${1:-all}" in
     build) want="$build" ;;
     run)   want="$build $run" ;;
     test)  want="$build $run $test" ;;
     bench) want="$build $run $test wrk" ;;
-    all)   want="$build $run $test" ;;
-    *) echo "usage: $0 build|run|test|bench|all" >&2; exit 2 ;;
+    fuzz)  want="$build $fuzz" ;;
+    all)   want="$build $run $test $fuzz" ;;
+    *) echo "usage: $0 build|run|test|bench|fuzz|all" >&2; exit 2 ;;
 esac
 
 missing=""
