@@ -94,6 +94,56 @@ int k2_amount_valid(const char *s)
     return *s == '\0' && nonzero;
 }
 
+/* Split a plain decimal into its integer digits without leading zeros and
+ * its fraction without trailing zeros.  0 if s is not one. */
+static int k2_decimal_parts(const char *s, const char **ip, size_t *ilen,
+                            const char **fp, size_t *flen)
+{
+    const char *dot;
+
+    while (*s == '0' && k2_isdigit(s[1])) {
+        s++;
+    }
+    *ip = s;
+    for (*ilen = 0; k2_isdigit(s[*ilen]); (*ilen)++) {
+    }
+    if (*ilen == 0) {
+        return 0;
+    }
+    dot = s + *ilen;
+    *fp = dot;
+    *flen = 0;
+    if (*dot == '.') {
+        *fp = dot + 1;
+        while (k2_isdigit((*fp)[*flen])) {
+            (*flen)++;
+        }
+        if (*flen == 0 || (*fp)[*flen] != '\0') {
+            return 0;
+        }
+        while (*flen > 0 && (*fp)[*flen - 1] == '0') {
+            (*flen)--;
+        }
+    }
+    else if (*dot != '\0') {
+        return 0;
+    }
+    return 1;
+}
+
+int k2_amount_equal(const char *a, const char *b)
+{
+    const char *ai, *af, *bi, *bf;
+    size_t ail, afl, bil, bfl;
+
+    if (!k2_decimal_parts(a, &ai, &ail, &af, &afl)
+        || !k2_decimal_parts(b, &bi, &bil, &bf, &bfl)) {
+        return 0;
+    }
+    return ail == bil && afl == bfl && memcmp(ai, bi, ail) == 0
+           && memcmp(af, bf, afl) == 0;
+}
+
 /* Read 1..max digits at *s into *val; advance *s.  0 if none or too many. */
 static int k2_number(const char **s, int max, int *val, int *ndigits)
 {

@@ -102,6 +102,12 @@ int k2_utf8_valid(const char *s, size_t len);
  * " 1", ".5", "5."). */
 int k2_amount_valid(const char *s);
 
+/* 1 if a and b are the same amount written as plain decimals, whatever
+ * their leading or trailing zeros ("1500" and "1500.00", as a database gives
+ * back what it stored); 0 otherwise, also when either is not a plain
+ * decimal (digits, optionally '.' and digits). */
+int k2_amount_equal(const char *a, const char *b);
+
 /* Build "YYYY-MM-DDTHH:MM:SS" from K2's transaction_date (D/M/YY or D/M/YYYY,
  * two-digit years are 20YY) and transaction_time (H:MM AM|PM, 12-hour).
  * Either may be NULL (then only that one is checked and out is left empty).

@@ -28,12 +28,13 @@ typedef enum {
     K2N_INVALID_PAYMENT,
     K2N_BAD_REQUEST,
     K2N_BAD_SIGNATURE,
+    K2N_CONFLICT,
     K2N_ERROR
 } k2n_outcome_e;
 
 static const char *const k2n_outcome_names[] = {
     "accepted", "duplicate", "account_not_found", "invalid_payment",
-    "bad_request", "bad_signature", "error"
+    "bad_request", "bad_signature", "conflict", "error"
 };
 
 /* The reply to a missing or wrong signature: the same for both, so that a
@@ -49,6 +50,8 @@ typedef struct {
     k2_notification_t n;
     apr_array_header_t *pairs;          /* every k2_pair_t, when signed */
     apr_size_t base_size;               /* room their base string needs */
+    const char *stored_ac_no;           /* of a duplicate, as stored */
+    const char *stored_amount;
 } k2n_request_t;
 
 static const char *k2n_value(const k2n_request_t *q, int field)
@@ -80,7 +83,7 @@ static void k2n_conclude(k2n_request_t *q, k2n_outcome_e outcome,
     apr_table_setn(r->subprocess_env, "K2_STATUS", status ? status : "");
     apr_table_setn(r->subprocess_env, "K2_OUTCOME", k2n_outcome_names[outcome]);
 
-    if (outcome == K2N_ERROR) {
+    if (outcome == K2N_ERROR || outcome == K2N_CONFLICT) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "notification k2_transaction_id=%s ac_no=%s outcome=%s: %s",
                       k2n_value(q, K2_F_K2_TRANSACTION_ID), k2n_value(q, K2_F_AC_NO),
@@ -359,6 +362,47 @@ static apr_status_t k2n_find_account(k2n_request_t *q, ap_dbd_t *dbd,
     return APR_SUCCESS;
 }
 
+/* Run the duplicate query: *same is 1 when the stored transaction has the
+ * notification's ac_no and amount, 0 when it differs (a conflict), -1 when
+ * the query finds no stored row.  Its first column is the stored ac_no, the
+ * second the stored amount; every row is read, the first one counts. */
+static apr_status_t k2n_find_duplicate(k2n_request_t *q, ap_dbd_t *dbd,
+                                       const k2n_stmt_t *st, int *same,
+                                       const char **err)
+{
+    apr_dbd_prepared_t *stmt = k2n_prepared(q, dbd, st, err);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rv;
+
+    *same = -1;
+    if (!stmt) {
+        return APR_EGENERAL;
+    }
+    rv = apr_dbd_pselect(dbd->driver, q->r->pool, dbd->handle, &res, stmt, 1,
+                         st->nfields, k2n_args(q, st));
+    if (rv != 0) {
+        *err = apr_psprintf(q->r->pool, "%s failed (%d): %s", st->directive, rv,
+                            apr_dbd_error(dbd->driver, dbd->handle, rv));
+        return APR_EGENERAL;
+    }
+    while (apr_dbd_get_row(dbd->driver, q->r->pool, res, &row, -1) == 0) {
+        const char *ac_no, *amount;
+
+        if (*same >= 0) {
+            continue;                   /* read to the end, keep the first */
+        }
+        ac_no = apr_dbd_get_entry(dbd->driver, row, 0);
+        amount = apr_dbd_get_entry(dbd->driver, row, 1);
+        q->stored_ac_no = ac_no ? apr_pstrdup(q->r->pool, ac_no) : "NULL";
+        q->stored_amount = amount ? apr_pstrdup(q->r->pool, amount) : "NULL";
+        *same = ac_no && amount
+                && strcmp(ac_no, q->n.value[K2_F_AC_NO]) == 0
+                && k2_amount_equal(amount, q->n.value[K2_F_AMOUNT]);
+    }
+    return APR_SUCCESS;
+}
+
 /* Run the record statement; *nrows is the number of rows it affected. */
 static apr_status_t k2n_record(k2n_request_t *q, ap_dbd_t *dbd,
                                const k2n_stmt_t *st, int *nrows, const char **err)
@@ -407,12 +451,13 @@ static int k2n_statement_lost(ap_dbd_t *dbd, const char *err)
 static int k2n_reprepare(k2n_request_t *q, ap_dbd_t *dbd,
                          const k2n_dir_conf *conf)
 {
-    const k2n_stmt_t *stmts[2];
+    const k2n_stmt_t *stmts[3];
     int i;
 
     stmts[0] = conf->account;
     stmts[1] = conf->record;
-    for (i = 0; i < 2; i++) {
+    stmts[2] = conf->duplicate;
+    for (i = 0; i < 3; i++) {
         apr_dbd_prepared_t *stmt = NULL;
         int ret;
 
@@ -483,7 +528,7 @@ static int k2n_handler(request_rec *r)
     ap_dbd_t *dbd;
     const char *err = NULL;
     k2_pair_fn *on_pair = NULL;
-    int rc, found, nrows;
+    int rc, found, nrows, same;
 
     if (!r->handler || strcmp(r->handler, K2N_HANDLER) != 0) {
         return DECLINED;
@@ -493,6 +538,7 @@ static int k2n_handler(request_rec *r)
     q.r = r;
     q.pairs = NULL;
     q.base_size = 0;
+    q.stored_ac_no = q.stored_amount = NULL;
 
     if (r->method_number != M_POST) {
         apr_table_setn(r->headers_out, "Allow", "POST");
@@ -605,9 +651,29 @@ static int k2n_handler(request_rec *r)
         != APR_SUCCESS) {
         return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, err);
     }
-    return nrows > 0 ? k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL)
-                     : k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_DUPLICATE,
-                                 "already recorded");
+    if (nrows > 0) {
+        return k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL);
+    }
+    if (!conf->duplicate) {
+        return k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_DUPLICATE, "already recorded");
+    }
+    /* Already recorded: a true resend, or another payment reusing the id? */
+    if (k2n_run(&q, dbd, conf, k2n_find_duplicate, conf->duplicate, &same, &err)
+        != APR_SUCCESS) {
+        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, err);
+    }
+    if (same < 0) {
+        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+                          K2N_DIR_RECORD_QUERY " recorded nothing but "
+                          K2N_DIR_DUPLICATE_QUERY " finds no stored transaction");
+    }
+    if (!same) {
+        return k2n_reply(&q, K2_STATUS_INVALID_PAYMENT, K2N_CONFLICT,
+                         apr_psprintf(r->pool, "this transaction id is already "
+                                      "recorded with ac_no=%s amount=%s",
+                                      q.stored_ac_no, q.stored_amount));
+    }
+    return k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_DUPLICATE, "already recorded");
 }
 
 static int k2n_pre_config(apr_pool_t *pconf, apr_pool_t *plog,

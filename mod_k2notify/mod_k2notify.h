@@ -17,6 +17,7 @@ APLOG_USE_MODULE(k2notify);
 /* Directive names, defined once so that a misspelling is a compile error. */
 #define K2N_DIR_ACCOUNT_QUERY   "K2NotifyAccountQuery"
 #define K2N_DIR_RECORD_QUERY    "K2NotifyRecordQuery"
+#define K2N_DIR_DUPLICATE_QUERY "K2NotifyDuplicateQuery"
 #define K2N_DIR_CURRENCIES      "K2NotifyCurrencies"
 #define K2N_DIR_BILLER_NUMBERS  "K2NotifyBillerNumbers"
 #define K2N_DIR_REQUIRE_USER    "K2NotifyRequireUser"
@@ -49,6 +50,7 @@ typedef struct {
 typedef struct {
     const k2n_stmt_t *account;          /* K2NotifyAccountQuery, NULL unset */
     const k2n_stmt_t *record;           /* K2NotifyRecordQuery, NULL unset */
+    const k2n_stmt_t *duplicate;        /* K2NotifyDuplicateQuery, NULL unset */
     apr_array_header_t *currencies;     /* NULL-terminated list, NULL unset */
     apr_array_header_t *billers;        /* NULL-terminated list, NULL = any */
     int require_user;                   /* K2NotifyRequireUser, -1 unset */

@@ -31,6 +31,7 @@ void *k2n_create_dir_conf(apr_pool_t *p, char *dir)
     (void)dir;
     conf->account = NULL;
     conf->record = NULL;
+    conf->duplicate = NULL;
     conf->currencies = NULL;
     conf->billers = NULL;
     conf->require_user = -1;
@@ -47,6 +48,7 @@ void *k2n_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     conf->account = add->account ? add->account : base->account;
     conf->record = add->record ? add->record : base->record;
+    conf->duplicate = add->duplicate ? add->duplicate : base->duplicate;
     conf->currencies = add->currencies ? add->currencies : base->currencies;
     conf->billers = add->billers ? add->billers : base->billers;
     conf->require_user = add->require_user != -1 ? add->require_user
@@ -94,14 +96,19 @@ static int k2n_count_placeholders(const char *sql, const char **bad)
     return n;
 }
 
-/* K2NotifyAccountQuery "SQL" [FIELD ...] and K2NotifyRecordQuery "SQL" FIELD ... */
+/* Which statement a query directive defines (its cmd->info). */
+enum { K2N_Q_ACCOUNT = 1, K2N_Q_RECORD, K2N_Q_DUPLICATE };
+
+/* K2NotifyAccountQuery "SQL" [FIELD ...] (default ac_no),
+ * K2NotifyRecordQuery "SQL" FIELD ... and
+ * K2NotifyDuplicateQuery "SQL" [FIELD ...] (default k2_transaction_id). */
 static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
                                  char *const argv[])
 {
     static unsigned int label_counter = 0;
     k2n_dir_conf *conf = dconf;
     const char *name = cmd->cmd->name;
-    int is_account = (cmd->info != NULL);
+    int kind = (int)(apr_uintptr_t)cmd->info;
     k2n_stmt_t *st;
     const char *bad = NULL;
     int *fields, nfields, nplaceholders, i;
@@ -110,7 +117,7 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
         return apr_psprintf(cmd->pool, "%s: needs the SQL statement as its "
                             "first argument", name);
     }
-    if (!is_account && argc < 2) {
+    if (kind == K2N_Q_RECORD && argc < 2) {
         return apr_psprintf(cmd->pool, "%s: name the FIELD bound to each %%s "
                             "placeholder after the SQL statement", name);
     }
@@ -131,10 +138,10 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
     }
 
     nfields = argc - 1;
-    if (nfields == 0) {                 /* K2NotifyAccountQuery "SQL" */
+    if (nfields == 0) {                 /* the directive's default FIELD */
         nfields = 1;
         fields = apr_palloc(cmd->pool, sizeof(int));
-        fields[0] = K2_F_AC_NO;
+        fields[0] = kind == K2N_Q_ACCOUNT ? K2_F_AC_NO : K2_F_K2_TRANSACTION_ID;
     }
     else {
         fields = apr_palloc(cmd->pool, sizeof(int) * (apr_size_t)nfields);
@@ -172,11 +179,14 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
     st->fields = fields;
     k2n_dbd_prepare(cmd->server, st->sql, st->label);
 
-    if (is_account) {
+    if (kind == K2N_Q_ACCOUNT) {
         conf->account = st;
     }
-    else {
+    else if (kind == K2N_Q_RECORD) {
         conf->record = st;
+    }
+    else {
+        conf->duplicate = st;
     }
     return NULL;
 }
@@ -334,12 +344,17 @@ static const char *k2n_set_signature_key(cmd_parms *cmd, void *dconf,
 }
 
 const command_rec k2n_cmds[] = {
-    AP_INIT_TAKE_ARGV(K2N_DIR_ACCOUNT_QUERY, k2n_set_query, (void *)1, ACCESS_CONF,
+    AP_INIT_TAKE_ARGV(K2N_DIR_ACCOUNT_QUERY, k2n_set_query, (void *)K2N_Q_ACCOUNT, ACCESS_CONF,
                       "\"SQL\" [FIELD ...]: the query that finds the account; "
                       "one or more rows means it exists (FIELD defaults to ac_no)"),
-    AP_INIT_TAKE_ARGV(K2N_DIR_RECORD_QUERY, k2n_set_query, NULL, ACCESS_CONF,
+    AP_INIT_TAKE_ARGV(K2N_DIR_RECORD_QUERY, k2n_set_query, (void *)K2N_Q_RECORD, ACCESS_CONF,
                       "\"SQL\" FIELD ...: the statement that records a payment; "
                       "1 row affected = accepted, 0 rows = duplicate"),
+    AP_INIT_TAKE_ARGV(K2N_DIR_DUPLICATE_QUERY, k2n_set_query, (void *)K2N_Q_DUPLICATE,
+                      ACCESS_CONF,
+                      "\"SQL\" [FIELD ...]: returns the stored ac_no and amount "
+                      "of a transaction already recorded (FIELD defaults to "
+                      "k2_transaction_id); a resend that differs gets 03"),
     AP_INIT_ITERATE(K2N_DIR_CURRENCIES, k2n_add_to_list, NULL, ACCESS_CONF,
                     "currencies accepted (default KES)"),
     AP_INIT_ITERATE(K2N_DIR_BILLER_NUMBERS, k2n_add_to_list, (void *)1, ACCESS_CONF,

@@ -973,6 +973,38 @@ static void test_amount_accepts_15_digit_integer_part(void)
     CHECK_AMOUNT("100000000000000.99", 1);
 }
 
+/* k2_amount_equal: a stored amount against the notification's. */
+static void test_amount_equal_ignores_leading_and_trailing_zeros(void)
+{
+    CHECK_INT(k2_amount_equal("1500", "1500"), 1);
+    CHECK_INT(k2_amount_equal("1500", "1500.00"), 1);
+    CHECK_INT(k2_amount_equal("1500.5", "1500.50"), 1);
+    CHECK_INT(k2_amount_equal("0.5", "00.50"), 1);
+    CHECK_INT(k2_amount_equal("0", "0.00"), 1);
+    CHECK_INT(k2_amount_equal("007", "7.0"), 1);
+}
+
+static void test_amount_equal_tells_different_amounts_apart(void)
+{
+    CHECK_INT(k2_amount_equal("1500", "1501"), 0);
+    CHECK_INT(k2_amount_equal("1500", "150"), 0);
+    CHECK_INT(k2_amount_equal("1500", "15000"), 0);
+    CHECK_INT(k2_amount_equal("1500.5", "1500.05"), 0);
+    CHECK_INT(k2_amount_equal("10", "1.0"), 0);
+    CHECK_INT(k2_amount_equal("0.01", "0.1"), 0);
+}
+
+static void test_amount_equal_refuses_what_is_not_a_plain_decimal(void)
+{
+    CHECK_INT(k2_amount_equal("1500", "1.5e3"), 0);
+    CHECK_INT(k2_amount_equal("1500", "1500."), 0);
+    CHECK_INT(k2_amount_equal("1500", " 1500"), 0);
+    CHECK_INT(k2_amount_equal("1500", ""), 0);
+    CHECK_INT(k2_amount_equal(".5", ".5"), 0);
+    CHECK_INT(k2_amount_equal("-5", "-5"), 0);
+    CHECK_INT(k2_amount_equal("1,500", "1,500"), 0);
+}
+
 static void test_amount_rejects_16_digit_integer_part(void)
 {
     CHECK_AMOUNT("1000000000000000", 0);
@@ -2229,6 +2261,9 @@ static const struct {
     T(test_amount_accepts_leading_zeros),
     T(test_amount_accepts_15_digit_integer_part),
     T(test_amount_rejects_16_digit_integer_part),
+    T(test_amount_equal_ignores_leading_and_trailing_zeros),
+    T(test_amount_equal_tells_different_amounts_apart),
+    T(test_amount_equal_refuses_what_is_not_a_plain_decimal),
     T(test_amount_rejects_zero),
     T(test_amount_rejects_sign),
     T(test_amount_rejects_exponent),
