@@ -54,11 +54,29 @@ typedef struct {
     const char *stored_amount;
 } k2n_request_t;
 
+/* A field's value for the decision line: "-" when absent, and cut short
+ * (at a character boundary, with its full size) when long, so that httpd's
+ * 8 KiB limit on a log message never cuts the outcome off the line. */
+#define K2N_LOG_VALUE_MAX 64
+
 static const char *k2n_value(const k2n_request_t *q, int field)
 {
     const char *v = q->n.value[field];
+    apr_size_t len, cut;
 
-    return v ? v : "-";
+    if (!v) {
+        return "-";
+    }
+    len = strlen(v);
+    if (len <= K2N_LOG_VALUE_MAX) {
+        return v;
+    }
+    cut = K2N_LOG_VALUE_MAX;
+    while (cut > 0 && ((unsigned char)v[cut] & 0xC0) == 0x80) {
+        cut--;                          /* not inside a UTF-8 sequence */
+    }
+    return apr_psprintf(q->r->pool, "%.*s...(%" APR_SIZE_T_FMT " bytes)",
+                        (int)cut, v, len);
 }
 
 /* Put the K2_* variables in the environment and log the decision. */
