@@ -51,6 +51,7 @@ PidFile "$dir/httpd.pid"
 DefaultRuntimeDir "$dir"
 ErrorLog "$dir/error.log"
 LogLevel warn k2notify:info
+TraceEnable off
 $user_lines
 LoadModule mpm_event_module $mods/mod_mpm_event.so
 LoadModule authn_core_module $mods/mod_authn_core.so
