@@ -5,6 +5,7 @@
 #   make test     unit tests, then integration tests through a real httpd
 #   make bench    wrk against a real httpd: the table of issue 4 (~2 min)
 #   make fuzz     libFuzzer on the pure parts, FUZZ_SECONDS=60 per target
+#   make test-asan  the integration tests with an ASan+UBSan module
 #   make install  copy the module into Apache's module directory
 
 APXS     ?= apxs
@@ -20,7 +21,8 @@ HEADERS  = $(wildcard $(SRC_DIR)/*.h)
 PURE     = $(wildcard $(SRC_DIR)/k2_*.c)
 MODULE   = build/mod_k2notify.so
 
-.PHONY: all deps test unit integration bench run stop install clean fuzz
+.PHONY: all deps test unit integration bench run stop install clean fuzz \
+	test-asan
 
 all: $(MODULE)
 
@@ -83,6 +85,32 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(PURE) \
 
 fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The module with ASan and UBSan (gcc's, as apxs links with gcc), and the
+# integration suite against it: LD_PRELOAD and the sanitizer options go to
+# the apache2 processes only (K2NOTIFY_HTTPD_ENV, see conftest.py); any
+# sanitizer report fails the teardown of the test that started the server.
+ASAN_MODULE = build/asan/mod_k2notify.so
+ASAN_FLAGS  = -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_ENV    = LD_PRELOAD=$$(gcc -print-file-name=libasan.so) \
+	ASAN_OPTIONS=log_path={logdir}/asan,detect_leaks=0,abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1,halt_on_error=0
+
+$(ASAN_MODULE): $(SOURCES) $(HEADERS)
+	@tools/deps.sh build
+	@mkdir -p build/asan/obj
+	@for f in $(SOURCES) $(HEADERS); do ln -sf ../../../$$f build/asan/obj/; done
+	cd build/asan/obj && $(APXS) -c -o ../mod_k2notify.la \
+		$(addprefix -Wc$(,),$(WARN) $(ASAN_FLAGS) -O1) \
+		$(addprefix -Wl$(,),$(ASAN_FLAGS)) \
+		-ljansson -lcrypto $(notdir $(SOURCES))
+	cp build/asan/.libs/mod_k2notify.so $@.tmp && mv -f $@.tmp $@
+
+test-asan: $(ASAN_MODULE)
+	@tools/deps.sh test
+	K2NOTIFY_MODULE=$(abspath $(ASAN_MODULE)) \
+	K2NOTIFY_HTTPD_ENV="$(ASAN_ENV)" \
+		$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 install: $(MODULE)
 	$(APXS) -i -n k2notify $(MODULE)

@@ -5,11 +5,19 @@ httpd.conf written from the pieces a test needs, and a SQLite database made
 from conf-samples/schema-sqlite.sql.  As root (CI), httpd children run as an
 unprivileged User that owns the database directory.  On teardown the error log
 is scanned: an unexpected error, crash or "database is locked" fails the tests.
+
+make test-asan sets K2NOTIFY_MODULE (the module to load) and K2NOTIFY_HTTPD_ENV
+("NAME=VALUE ..." added to the environment of the apache2 processes only, where
+{logdir} is the server's sanitizer/ directory, writable by the httpd User).  A
+file in that directory (an ASan report, a core dump) fails the server's
+teardown, as does an AddressSanitizer or "runtime error:" line in the error log
+(gcc's UBSan runtime writes there whatever its log_path).
 """
 import base64
 import os
 import pwd
 import re
+import shlex
 import shutil
 import socket
 import sqlite3
@@ -23,7 +31,9 @@ import pytest
 import requests
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODULE = os.path.join(TOP, "build", "mod_k2notify.so")
+MODULE = (os.environ.get("K2NOTIFY_MODULE")
+          or os.path.join(TOP, "build", "mod_k2notify.so"))
+HTTPD_ENV = shlex.split(os.environ.get("K2NOTIFY_HTTPD_ENV", ""))
 SCHEMA = os.path.join(TOP, "conf-samples", "schema-sqlite.sql")
 MODS = subprocess.run(["apxs", "-q", "LIBEXECDIR"], capture_output=True,
                       text=True, check=True).stdout.strip()
@@ -130,9 +140,11 @@ class Httpd:
         self.error_log = os.path.join(self.dir, "error.log")
         self.access_log = os.path.join(self.dir, "access.log")
         self.conf = os.path.join(self.dir, "httpd.conf")
+        self.sanitizer_dir = os.path.join(self.dir, "sanitizer")
         self.expected_errors = []
         self.started = False
         os.mkdir(self.db_dir)
+        os.mkdir(self.sanitizer_dir)
         self.pgsql = pgsql
         if db and not pgsql:
             with open(SCHEMA) as f:
@@ -149,6 +161,7 @@ class Httpd:
         user_lines = ""
         if user:
             user_lines = f"User {user.pw_name}\nGroup #{user.pw_gid}\n"
+            os.chown(self.sanitizer_dir, user.pw_uid, user.pw_gid)
             for root, dirs, files in os.walk(self.db_dir):
                 os.chown(root, user.pw_uid, user.pw_gid)
                 for f in files:
@@ -165,9 +178,13 @@ class Httpd:
             dbd_lines = f'DBDriver pgsql\nDBDParams "{pgsql.dbd_params}"\n'
         elif dbd:
             dbd_lines = (f'DBDriver sqlite3\nDBDParams "{self.db}"\n'
-                         'DBDInitSQL "PRAGMA busy_timeout = 200"\n'
                          'DBDInitSQL "PRAGMA synchronous = FULL"\n')
         dbd_lines += dbd_extra
+        if HTTPD_ENV:
+            # Children stay dumpable after setuid: the sanitizer runtimes read
+            # their options from /proc/self/environ (UBSan's only when it
+            # first reports, in a child); a core dump is a report too.
+            user_lines += f'CoreDumpDirectory "{self.sanitizer_dir}"\n'
         self.body = body.format(htpasswd=self.htpasswd, db=self.db, dir=self.dir)
         with open(self.conf, "w") as f:
             f.write(f"""# written by tests/integration/conftest.py for {name}
@@ -188,16 +205,25 @@ CustomLog "{self.access_log}" k2
 """)
 
     # -- lifecycle -----------------------------------------------------------
+    def httpd_env(self):
+        """The environment of this server's apache2 processes."""
+        env = dict(os.environ)
+        for word in HTTPD_ENV:
+            name, _, value = word.partition("=")
+            env[name] = value.replace("{logdir}", self.sanitizer_dir)
+        return env
+
     def configtest(self):
         p = subprocess.run([HTTPD, "-t", "-f", self.conf], capture_output=True,
-                           text=True)
+                           text=True, env=self.httpd_env())
         return p.returncode, p.stdout + p.stderr
 
     def start(self):
         rc, out = self.configtest()
         if rc != 0:
             raise RuntimeError(f"configtest failed for {self.name}:\n{out}")
-        subprocess.run([HTTPD, "-f", self.conf, "-k", "start"], check=True)
+        subprocess.run([HTTPD, "-f", self.conf, "-k", "start"], check=True,
+                       env=self.httpd_env())
         self.started = True
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -216,7 +242,8 @@ CustomLog "{self.access_log}" k2
         if os.path.exists(pidfile):
             with open(pidfile) as f:
                 pid = int(f.read().strip())
-        subprocess.run([HTTPD, "-f", self.conf, "-k", "stop"], capture_output=True)
+        subprocess.run([HTTPD, "-f", self.conf, "-k", "stop"], capture_output=True,
+                       env=self.httpd_env())
         deadline = time.time() + 10
         while pid and time.time() < deadline:
             try:
@@ -227,7 +254,10 @@ CustomLog "{self.access_log}" k2
         self.started = False
 
     def cleanup(self):
+        reports = self.sanitizer_reports()
         shutil.rmtree(self.dir, ignore_errors=True)
+        assert not reports, (f"sanitizer reports of {self.name}:\n"
+                             + "\n".join(reports))
 
     # -- requests ------------------------------------------------------------
     def post(self, body=None, path="/k2/notify", query=None, auth=(USER, PASSWORD),
@@ -323,8 +353,22 @@ CustomLog "{self.access_log}" k2
         """Declare an error-log line (regex) this server is expected to log."""
         self.expected_errors.append(re.compile(pattern))
 
+    def sanitizer_reports(self):
+        """The lines of every file in the sanitizer directory (none is clean)."""
+        lines = []
+        if not os.path.isdir(self.sanitizer_dir):
+            return lines                # cleaned up already
+        for name in sorted(os.listdir(self.sanitizer_dir)):
+            if name.startswith("core"):
+                lines.append(f"{name}: a core dump")
+                continue
+            with open(os.path.join(self.sanitizer_dir, name),
+                      errors="replace") as f:
+                lines += [f"{name}: {l}" for l in f.read().splitlines()]
+        return lines
+
     def unexpected_errors(self):
-        bad = []
+        bad = self.sanitizer_reports()
         for line in self.errors_text().splitlines():
             expected = any(p.search(line) for p in self.expected_errors)
             if CRASH.search(line) or (not expected and (

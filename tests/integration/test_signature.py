@@ -434,7 +434,7 @@ def test_unreadable_key_file_fails_configtest_with_the_os_error(make_httpd):
         p = subprocess.run(["setpriv", f"--reuid={user.pw_uid}",
                             f"--regid={user.pw_gid}", "--clear-groups",
                             HTTPD, "-t", "-f", s.conf],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=s.httpd_env())
         rc, out = p.returncode, p.stdout + p.stderr
     else:
         rc, out = s.configtest()
