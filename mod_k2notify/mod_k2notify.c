@@ -512,6 +512,16 @@ static apr_status_t k2n_run(k2n_request_t *q, ap_dbd_t *dbd,
     if (rv == APR_SUCCESS) {
         return rv;
     }
+    if (strcmp(apr_dbd_name(dbd->driver), "sqlite3") == 0
+        && strstr(*err, "readonly database")) {
+        /* SQLite opens a file it cannot write read-only, silently, and
+         * mod_dbd keeps that connection: say what it takes to recover. */
+        *err = apr_pstrcat(r->pool, *err, " (this pooled connection was opened "
+                           "while the database file or its directory was not "
+                           "writable by the httpd user, and stays read-only: "
+                           "fix the permissions, then apachectl graceful)", NULL);
+        return rv;
+    }
     if (!k2n_statement_lost(dbd, *err)) {
         /* pgsql: a connection the server closed is reset by check_conn
          * (its prepared statements are then gone: see above). */

@@ -64,7 +64,6 @@ LoadModule k2notify_module $top/build/mod_k2notify.so
 
 DBDriver sqlite3
 DBDParams "$dir/db/k2.db"
-DBDInitSQL "PRAGMA busy_timeout = 200"
 DBDInitSQL "PRAGMA synchronous = FULL"
 
 LogFormat "%h %u %t \"%r\" %>s id=%{K2_TRANSACTION_ID}e ac=%{K2_AC_NO}e amount=%{K2_AMOUNT}e %{K2_CURRENCY}e status=%{K2_STATUS}e outcome=%{K2_OUTCOME}e" k2notify
