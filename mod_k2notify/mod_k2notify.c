@@ -342,30 +342,44 @@ static apr_dbd_prepared_t *k2n_prepared(k2n_request_t *q, ap_dbd_t *dbd,
     return stmt;
 }
 
-/* Run the account query; *found is 1 when it returned a row.  random=1:
- * both drivers then fetch the whole result inside pselect, so a failed query
- * is reported there (pgsql's sequential mode reports a server error as "no
- * more rows", i.e. as account not found), and nothing is left open: SQLite's
- * statement is reset (an open read cursor makes the next write fail with
- * "database is locked" under load), pgsql has no results pending. */
-static apr_status_t k2n_find_account(k2n_request_t *q, ap_dbd_t *dbd,
-                                     const k2n_stmt_t *st, int *found,
-                                     const char **err)
+/* Run a query of st with random=1: both drivers then fetch the whole result
+ * inside pselect, so a failed query is reported there (pgsql's sequential
+ * mode reports a server error as "no more rows": an account not found), and
+ * nothing is left open: SQLite's statement is reset (an open read cursor
+ * makes the next write fail with "database is locked" under load), pgsql has
+ * no results pending. */
+static apr_status_t k2n_select(k2n_request_t *q, ap_dbd_t *dbd,
+                               const k2n_stmt_t *st, apr_dbd_results_t **res,
+                               const char **err)
 {
     apr_dbd_prepared_t *stmt = k2n_prepared(q, dbd, st, err);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int rv, ntuples;
+    int rv;
 
-    *found = 0;
+    *res = NULL;
     if (!stmt) {
         return APR_EGENERAL;
     }
-    rv = apr_dbd_pselect(dbd->driver, q->r->pool, dbd->handle, &res, stmt, 1,
+    rv = apr_dbd_pselect(dbd->driver, q->r->pool, dbd->handle, res, stmt, 1,
                          st->nfields, k2n_args(q, st));
     if (rv != 0) {
         *err = apr_psprintf(q->r->pool, "%s failed (%d): %s", st->directive, rv,
                             apr_dbd_error(dbd->driver, dbd->handle, rv));
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+/* Run the account query; *found is 1 when it returned a row. */
+static apr_status_t k2n_find_account(k2n_request_t *q, ap_dbd_t *dbd,
+                                     const k2n_stmt_t *st, int *found,
+                                     const char **err)
+{
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    int ntuples;
+
+    *found = 0;
+    if (k2n_select(q, dbd, st, &res, err) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
     ntuples = apr_dbd_num_tuples(dbd->driver, res);
@@ -388,20 +402,11 @@ static apr_status_t k2n_find_duplicate(k2n_request_t *q, ap_dbd_t *dbd,
                                        const k2n_stmt_t *st, int *same,
                                        const char **err)
 {
-    apr_dbd_prepared_t *stmt = k2n_prepared(q, dbd, st, err);
-    apr_dbd_results_t *res = NULL;
+    apr_dbd_results_t *res;
     apr_dbd_row_t *row = NULL;
-    int rv;
 
     *same = -1;
-    if (!stmt) {
-        return APR_EGENERAL;
-    }
-    rv = apr_dbd_pselect(dbd->driver, q->r->pool, dbd->handle, &res, stmt, 1,
-                         st->nfields, k2n_args(q, st));
-    if (rv != 0) {
-        *err = apr_psprintf(q->r->pool, "%s failed (%d): %s", st->directive, rv,
-                            apr_dbd_error(dbd->driver, dbd->handle, rv));
+    if (k2n_select(q, dbd, st, &res, err) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
     while (apr_dbd_get_row(dbd->driver, q->r->pool, res, &row, -1) == 0) {
