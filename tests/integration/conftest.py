@@ -484,16 +484,21 @@ BEGIN SELECT RAISE(ABORT, 'k2_refused accepts nothing'); END;
 """
 
 
-@pytest.fixture(scope="session")
-def k2():
-    """The main server: event MPM, the contract location and variants."""
-    server = Httpd("main", MAIN_LOCATIONS, extra_sql=FAILING_SQL)
+def served(server):
+    """For a fixture: start server, yield it; then stop it, remove its files
+    and fail on any unexpected error-log line."""
     server.start()
     yield server
     server.stop()
     bad = server.unexpected_errors()
     server.cleanup()
     assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+
+
+@pytest.fixture(scope="session")
+def k2():
+    """The main server: event MPM, the contract location and variants."""
+    yield from served(Httpd("main", MAIN_LOCATIONS, extra_sql=FAILING_SQL))
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def _free_port():
 class Postgres:
     """One PostgreSQL cluster with database k2, user k2notify, the sample schema."""
 
-    def __init__(self, name="pg"):
+    def __init__(self, name="pg", accounts=()):
         self.bindir = pg_bindir()
         self.dir = tempfile.mkdtemp(prefix=f"k2notify-{name}-")
         os.chmod(self.dir, 0o755)
@@ -54,6 +54,9 @@ class Postgres:
         self.execute("CREATE DATABASE k2 OWNER k2notify", db="postgres")
         with open(SCHEMA) as f:
             self.execute(f.read(), user="k2notify")
+        for ac_no in accounts:
+            self.execute("INSERT INTO accounts (ac_no) VALUES (%s)", ac_no,
+                         user="k2notify")
 
     @property
     def dbd_params(self):

@@ -38,10 +38,7 @@ CONFLICT_LINE = (r"\[k2notify:error\] .* notification k2_transaction_id={id} "
 
 @pytest.fixture(scope="module")
 def pg():
-    server = Postgres("pg-conflict")
-    for ac in (ACCOUNT, OTHER_ACCOUNT):
-        server.execute("INSERT INTO accounts (ac_no) VALUES (%s)", ac,
-                       user="k2notify")
+    server = Postgres("pg-conflict", accounts=(ACCOUNT, OTHER_ACCOUNT))
     yield server
     server.cleanup()
 

@@ -49,7 +49,7 @@ from typing import Optional
 
 import pytest
 
-from conftest import CONTRACT_LOCATION, SPEC_BODY, Httpd, new_id
+from conftest import CONTRACT_LOCATION, SPEC_BODY, Httpd, new_id, served
 from test_spec_rules import (ACCEPTED, DECISION, INVALID, NOT_FOUND, R_AMOUNT,
                              R_CONFLICT, R_CONTROL, R_CURRENCY, R_EMPTY_NAME,
                              R_ESCAPE, R_FORM, R_MISSING, R_NUL, R_UTF8,
@@ -81,13 +81,7 @@ BIG_LOCATIONS = (
 @pytest.fixture(scope="module")
 def big():
     """This file's own server (the other caps), checked like make_httpd's."""
-    server = Httpd("hostile", BIG_LOCATIONS)
-    server.start()
-    yield server
-    server.stop()
-    bad = server.unexpected_errors()
-    server.cleanup()
-    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+    yield from served(Httpd("hostile", BIG_LOCATIONS))
 
 
 # -- building requests --------------------------------------------------------

@@ -53,9 +53,7 @@ DB_DOWN_LINES = [
 
 @pytest.fixture(scope="module")
 def pg():
-    server = Postgres("pg")
-    server.execute("INSERT INTO accounts (ac_no, name) VALUES (%s, %s)",
-                   ACCOUNT, "John K. Doe", user="k2notify")
+    server = Postgres("pg", accounts=(ACCOUNT,))
     yield server
     server.cleanup()
 
