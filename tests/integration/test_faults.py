@@ -429,7 +429,12 @@ def no_loss(title, load, rows_fault, rows_final, servers, all_logged=True,
     if all_logged:
         # A row without an `accepted` line is one recorded behind a non-01
         # reply (checked above); every other row has exactly one.
-        mismatch = sorted(i for i in load.sent if accepted[i] != (
+        # On PostgreSQL a commit whose reply was lost (the server died right
+        # after it) is answered 500 and recorded; its resend is a duplicate,
+        # so the id has a row and no `accepted` line (seen with -m immediate).
+        in_doubt = {i for i in load.sent if commits_in_doubt
+                    and any(a.status == 500 for a in e["by_id"][i])}
+        mismatch = sorted(i for i in load.sent if i not in in_doubt and accepted[i] != (
             1 if e["count"][i] and i not in f["behind"] else 0))
         assert not mismatch, (
             "access log: `accepted` lines differ from the rows: "
@@ -671,9 +676,7 @@ def test_sqlite_made_read_only_answers_500_then_01_after_permissions_and_gracefu
 
 @pytest.fixture(scope="module")
 def pg():
-    server = Postgres("pgfault")
-    server.execute("INSERT INTO accounts (ac_no, name) VALUES (%s, %s)",
-                   ACCOUNT, "John K. Doe", user="k2notify")
+    server = Postgres("pgfault", accounts=(ACCOUNT,))
     yield server
     server.cleanup()
 
