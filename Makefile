@@ -42,10 +42,17 @@ $(MODULE): $(SOURCES) $(HEADERS)
 deps:
 	@tools/deps.sh all
 
-build/test_k2: tests/unit/test_k2.c $(PURE) $(wildcard $(SRC_DIR)/k2_*.h)
+# Every tests/unit/*.c is linked into one binary (each test file registers
+# its suite: tests/unit/unit.h).  The pure parts use APR, not httpd.
+UNIT_SRCS = $(wildcard tests/unit/*.c)
+APR_FLAGS = $$(apr-1-config --cflags --cppflags --includes)
+APR_LIBS  = $$(apr-1-config --link-ld --libs)
+
+build/test_k2: $(UNIT_SRCS) tests/unit/unit.h $(PURE) $(wildcard $(SRC_DIR)/k2_*.h)
 	@tools/deps.sh build
 	@mkdir -p build
-	$(CC) $(WARN) -g -O1 -I$(SRC_DIR) -o $@ tests/unit/test_k2.c $(PURE) -ljansson -lcrypto
+	$(CC) $(WARN) -g -O1 -I$(SRC_DIR) -Itests/unit $(APR_FLAGS) -o $@ \
+		$(UNIT_SRCS) $(PURE) -ljansson -lcrypto $(APR_LIBS)
 
 unit: build/test_k2
 	build/test_k2

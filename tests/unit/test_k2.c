@@ -12,51 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unit.h"
 #include "k2_notification.h"
 #include "k2_signature.h"
 
-/* ---- harness ---------------------------------------------------------- */
-
-static const char *current_test;
-static int current_failures;
-
-static void fail_at(const char *file, int line, const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "%s:%d: %s: ", file, line, current_test);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    current_failures++;
-}
-
-/* Print len bytes of s as a C string literal (NULL as NULL). */
-static void print_quoted(const char *s, size_t len)
-{
-    size_t i;
-
-    if (!s) {
-        fputs("NULL", stderr);
-        return;
-    }
-    fputc('"', stderr);
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c == '"' || c == '\\') {
-            fprintf(stderr, "\\%c", c);
-        }
-        else if (c < 0x20 || c >= 0x7F) {
-            fprintf(stderr, "\\x%02X", c);
-        }
-        else {
-            fputc(c, stderr);
-        }
-    }
-    fputc('"', stderr);
-}
+/* ---- harness (tests/unit/unit.h) ------------------------------------ */
 
 static const char *reason_name(k2_reason_e rv)
 {
@@ -70,29 +30,8 @@ static const char *reason_name(k2_reason_e rv)
     return (unsigned)rv < sizeof(names) / sizeof(names[0]) ? names[rv] : "?";
 }
 
-#define CHECK(expr) \
-    do { \
-        if (!(expr)) { \
-            fail_at(__FILE__, __LINE__, "CHECK(%s) failed", #expr); \
-        } \
-    } while (0)
-
-#define CHECK_INT(actual, expected) \
-    check_int_(__FILE__, __LINE__, #actual, (long)(actual), (long)(expected))
-
 #define CHECK_RV(actual, expected) \
     check_rv_(__FILE__, __LINE__, #actual, (actual), (expected))
-
-#define CHECK_STR(actual, expected) \
-    check_str_(__FILE__, __LINE__, #actual, (actual), (expected))
-
-static void check_int_(const char *file, int line, const char *expr,
-                       long actual, long expected)
-{
-    if (actual != expected) {
-        fail_at(file, line, "%s is %ld, expected %ld", expr, actual, expected);
-    }
-}
 
 static void check_rv_(const char *file, int line, const char *expr,
                       k2_reason_e actual, k2_reason_e expected)
@@ -101,61 +40,6 @@ static void check_rv_(const char *file, int line, const char *expr,
         fail_at(file, line, "%s is %s, expected %s", expr,
                 reason_name(actual), reason_name(expected));
     }
-}
-
-/* Strings equal, or both NULL. */
-static void check_str_(const char *file, int line, const char *expr,
-                       const char *actual, const char *expected)
-{
-    if (actual == expected
-        || (actual && expected && strcmp(actual, expected) == 0)) {
-        return;
-    }
-    fail_at(file, line, "%s differs", expr);
-    fputs("    actual:   ", stderr);
-    print_quoted(actual, actual ? strlen(actual) : 0);
-    fputs("\n    expected: ", stderr);
-    print_quoted(expected, expected ? strlen(expected) : 0);
-    fputc('\n', stderr);
-}
-
-/* Allocations that live until the end of the current test (scratch buffers
- * the notification's values point into). */
-static void *allocs[256];
-static size_t nallocs;
-
-static void *test_alloc(size_t size)
-{
-    void *p = malloc(size ? size : 1);
-
-    if (!p || nallocs == sizeof(allocs) / sizeof(allocs[0])) {
-        fprintf(stderr, "test_alloc: out of memory or slots\n");
-        exit(2);
-    }
-    allocs[nallocs++] = p;
-    return p;
-}
-
-static void free_allocs(void)
-{
-    while (nallocs) {
-        free(allocs[--nallocs]);
-    }
-}
-
-/* An exact-size heap copy of len bytes (no terminating NUL). */
-static char *heap_copy(const char *s, size_t len)
-{
-    char *p = test_alloc(len);
-
-    memcpy(p, s, len);
-    return p;
-}
-
-/* An exact-size heap copy of a string (with its NUL), NULL stays NULL. */
-static const char *heap_str(const char *s)
-{
-    return s ? heap_copy(s, strlen(s) + 1) : NULL;
 }
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -2175,12 +2059,7 @@ static void test_signature_base_then_valid_round_trip(void)
 
 /* ---- runner ----------------------------------------------------------- */
 
-#define T(f) { #f, f }
-
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} tests[] = {
+UNIT_SUITE(k2,
     T(test_decode_plain_is_unchanged),
     T(test_decode_empty_is_empty),
     T(test_decode_plus_is_space),
@@ -2367,45 +2246,5 @@ static const struct {
     T(test_signature_valid_rejects_a_wrong_length),
     T(test_signature_valid_stops_at_len_of_base),
     T(test_signature_valid_refuses_an_empty_key),
-    T(test_signature_base_then_valid_round_trip),
-};
-
-int main(int argc, char **argv)
-{
-    const char *filter = argc > 1 ? argv[1] : NULL;
-    size_t i, ntests = sizeof(tests) / sizeof(tests[0]);
-    int passed = 0, failed = 0;
-
-    if (argc > 2) {
-        fprintf(stderr, "usage: %s [--list | NAME-SUBSTRING]\n", argv[0]);
-        return 2;
-    }
-    if (filter && strcmp(filter, "--list") == 0) {
-        for (i = 0; i < ntests; i++) {
-            puts(tests[i].name);
-        }
-        return 0;
-    }
-    for (i = 0; i < ntests; i++) {
-        if (filter && !strstr(tests[i].name, filter)) {
-            continue;
-        }
-        current_test = tests[i].name;
-        current_failures = 0;
-        tests[i].fn();
-        free_allocs();
-        if (current_failures) {
-            printf("FAIL %s\n", tests[i].name);
-            failed++;
-        }
-        else {
-            passed++;
-        }
-    }
-    fflush(stdout);
-    if (passed + failed == 0) {
-        fprintf(stderr, "no test name contains \"%s\"\n", filter);
-    }
-    printf("unit: %d passed, %d failed\n", passed, failed);
-    return failed || passed + failed == 0 ? 1 : 0;
-}
+    T(test_signature_base_then_valid_round_trip)
+)
