@@ -20,21 +20,9 @@
 
 #include "mod_k2notify.h"
 
-/* What became of a notification: K2_OUTCOME in the request environment. */
-typedef enum {
-    K2N_ACCEPTED = 0,
-    K2N_DUPLICATE,
-    K2N_ACCOUNT_NOT_FOUND,
-    K2N_INVALID_PAYMENT,
-    K2N_BAD_REQUEST,
-    K2N_BAD_SIGNATURE,
-    K2N_CONFLICT,
-    K2N_ERROR
-} k2n_outcome_e;
-
-static const char *const k2n_outcome_names[] = {
+const char *const k2n_outcome_names[K2N_OUTCOME_COUNT] = {
     "accepted", "duplicate", "account_not_found", "invalid_payment",
-    "bad_request", "bad_signature", "conflict", "error"
+    "bad_request", "bad_signature", "conflict", "error", "ignored"
 };
 
 /* The reply to a missing or wrong signature: the same for both, so that a

@@ -28,6 +28,24 @@ APLOG_USE_MODULE(k2notify);
 #define K2N_DEFAULT_MAX_BODY    8192    /* the spec's body is ~330 bytes */
 #define K2N_MAX_KEY_FILE        4096    /* an API key is tens of bytes */
 
+/* What became of a notification: K2_OUTCOME in the request environment,
+ * and a counter of the server-status section. */
+typedef enum {
+    K2N_ACCEPTED = 0,
+    K2N_DUPLICATE,
+    K2N_ACCOUNT_NOT_FOUND,
+    K2N_INVALID_PAYMENT,
+    K2N_BAD_REQUEST,
+    K2N_BAD_SIGNATURE,
+    K2N_CONFLICT,
+    K2N_ERROR,
+    K2N_IGNORED,                        /* K2 Connect: a topic not recorded */
+    K2N_OUTCOME_COUNT
+} k2n_outcome_e;
+
+/* "accepted", "duplicate", ... indexed by k2n_outcome_e. */
+extern const char *const k2n_outcome_names[K2N_OUTCOME_COUNT];
+
 /* A statement prepared through mod_dbd at config time. */
 typedef struct {
     const char *directive;              /* the directive that defined it */
