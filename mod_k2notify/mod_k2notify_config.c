@@ -9,6 +9,7 @@
 #include "apr_file_info.h"
 
 #include "mod_k2notify.h"
+#include "k2_sql.h"
 
 APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *k2n_dbd_acquire = NULL;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *k2n_dbd_prepare = NULL;
@@ -69,33 +70,6 @@ const char *const *k2n_conf_billers(const k2n_dir_conf *conf)
     return conf->billers ? (const char *const *)conf->billers->elts : NULL;
 }
 
-/* Count the %s placeholders of sql the way apr_dbd_prepare() reads them
- * ('%' then a letter is a placeholder, "%%" is a literal '%').  Only %s is
- * allowed: every field is bound as a string.  -1 and *bad set otherwise. */
-static int k2n_count_placeholders(const char *sql, const char **bad)
-{
-    int n = 0;
-    const char *s;
-
-    for (s = sql; *s; s++) {
-        if (s[0] != '%') {
-            continue;
-        }
-        if (s[1] == '%') {
-            s++;
-        }
-        else if (s[1] == 's') {
-            n++;
-            s++;
-        }
-        else if (apr_isalpha(s[1])) {
-            *bad = s;
-            return -1;
-        }
-    }
-    return n;
-}
-
 /* Which statement a query directive defines (its cmd->info). */
 enum { K2N_Q_ACCOUNT = 1, K2N_Q_RECORD, K2N_Q_DUPLICATE };
 
@@ -110,7 +84,7 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
     const char *name = cmd->cmd->name;
     int kind = (int)(apr_uintptr_t)cmd->info;
     k2n_stmt_t *st;
-    const char *bad = NULL;
+    k2_sql_info_t sql;
     int *fields, nfields, nplaceholders, i;
 
     if (argc < 1 || !*argv[0]) {
@@ -131,11 +105,30 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
         }
     }
 
-    nplaceholders = k2n_count_placeholders(argv[0], &bad);
-    if (nplaceholders < 0) {
+    /* apr_dbd_prepare() reads '%' + a letter as a placeholder (and "%%" as
+     * a literal '%') wherever it stands, quotes and comments included. */
+    k2_sql_scan(argv[0], &sql);
+    if (sql.bad) {
         return apr_psprintf(cmd->pool, "%s: only %%s placeholders are supported, "
-                            "found '%.2s' in \"%s\"", name, bad, argv[0]);
+                            "found '%.2s' in \"%s\" (write a literal percent "
+                            "sign as %%%%)", name, sql.bad, argv[0]);
     }
+    if (sql.misplaced) {
+        return apr_psprintf(cmd->pool, "%s: the placeholder %%s is inside %s in "
+                            "\"%s\": mod_dbd would not bind it there, and the "
+                            "statement would use the text '?' or '$1' instead "
+                            "of the value; write %%s without quotes (every value "
+                            "is bound as a string)", name,
+                            k2_sql_context_name(sql.where), argv[0]);
+    }
+    if (kind == K2N_Q_RECORD && sql.returning) {
+        return apr_psprintf(cmd->pool, "%s: the record statement must not return "
+                            "rows (found '%.9s' in \"%s\"): the module counts "
+                            "the rows it affects, 1 for a payment recorded now and "
+                            "0 for a resend; remove the RETURNING clause", name,
+                            sql.returning, argv[0]);
+    }
+    nplaceholders = sql.placeholders;
 
     nfields = argc - 1;
     if (nfields == 0) {                 /* the directive's default FIELD */

@@ -149,6 +149,68 @@ def test_placeholder_other_than_percent_s_fails_configtest(make_httpd, directive
         s, directive, r": only %s placeholders are supported, found '%d'")
 
 
+# mod_dbd replaces a '%s' inside quotes too, by the text '?' (SQLite) or '$1'
+# (PostgreSQL), which the database then reads as a literal: the statement
+# would store "?" for every payment (and every later one would be a
+# "duplicate"), or find no account ever.  Issue 9, defect 4.
+QUOTED = [
+    ("K2NotifyAccountQuery", "SELECT ac_no FROM accounts WHERE ac_no = '%s'", "",
+     "a quoted string"),
+    ("K2NotifyAccountQuery", 'SELECT ac_no FROM accounts WHERE ac_no = \\"%s\\"', "",
+     "a double-quoted"),
+    ("K2NotifyRecordQuery", "INSERT INTO k2_transactions (k2_transaction_id, ac_no, "
+     "amount, currency) VALUES ('%s', '%s', '%s', '%s') ON CONFLICT "
+     "(k2_transaction_id) DO NOTHING", " " + RECORD_FIELDS, "a quoted string"),
+    ("K2NotifyRecordQuery", "INSERT INTO k2_transactions (k2_transaction_id, ac_no, "
+     "amount, currency) VALUES (%s, %s, %s, 'KES') -- was %s", " " + RECORD_FIELDS,
+     "an SQL comment"),
+    ("K2NotifyDuplicateQuery", "SELECT ac_no, amount FROM k2_transactions WHERE "
+     "k2_transaction_id = '%s'", "", "a quoted string"),
+]
+
+
+@pytest.mark.parametrize("directive,sql,fields,where", QUOTED)
+def test_quoted_placeholder_fails_configtest_saying_how_to_write_it(
+        make_httpd, directive, sql, fields, where):
+    others = [] if directive == "K2NotifyAccountQuery" else [
+        f'K2NotifyAccountQuery "{ACCOUNT_SQL}"']
+    s = make_httpd("quoted", location(*others, f'{directive} "{sql}"{fields}'))
+    out = assert_configtest_refuses(
+        s, directive, r": the placeholder %s is inside " + re.escape(where))
+    assert "write %s without quotes" in out
+
+
+@pytest.mark.parametrize("sql", [
+    RECORD_SQL + " RETURNING k2_transaction_id",
+    "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency) "
+    "VALUES (%s, %s, %s, %s) returning *",
+])
+def test_record_statement_returning_rows_fails_configtest(make_httpd, sql):
+    """A row-returning INSERT makes apr-util's sqlite3 driver report
+    SQLITE_ROW ("not an error") after the row is committed (issue 9, defect
+    3): the module counts affected rows, so RETURNING is refused."""
+    s = make_httpd("returning", location(f'K2NotifyAccountQuery "{ACCOUNT_SQL}"',
+                                         f'K2NotifyRecordQuery "{sql}" {RECORD_FIELDS}'))
+    assert_configtest_refuses(s, "K2NotifyRecordQuery",
+                              r": the record statement must not return rows "
+                              r"\(found '(RETURNING|returning)'.*remove the "
+                              r"RETURNING clause")
+
+
+def test_quotes_and_returning_that_are_not_placeholders_or_clauses_pass_configtest(make_httpd):
+    """Strings, names and comments that merely mention %%, ? or returning."""
+    s = make_httpd("quoted-ok", location(
+        "K2NotifyAccountQuery \"SELECT ac_no FROM accounts WHERE ac_no = %s "
+        "AND coalesce(name, '') NOT LIKE '%%closed%%' -- returning customers\"",
+        f'K2NotifyRecordQuery "{RECORD_SQL}" {RECORD_FIELDS}'))
+    rc, out = s.configtest()
+    assert rc == 0 and "Syntax OK" in out, out
+    s.start()
+    n = notification()
+    assert s.post(n).text == ACCEPTED
+    assert len(s.rows(n["k2_transaction_id"])) == 1
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "abc", "2000000", "1048577", "8k", "12.5"])
 def test_max_body_outside_1_to_1048576_bytes_fails_configtest(make_httpd, value):
     s = make_httpd("max-body", location(f'K2NotifyAccountQuery "{ACCOUNT_SQL}"',
