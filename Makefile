@@ -74,9 +74,9 @@ run: $(MODULE)
 stop:
 	@tools/demo.sh stop $(DEMO_DIR) $(PORT)
 
-# libFuzzer targets of the pure parts (fuzz/fuzz_*.c): they need no APR,
-# only libc, Jansson and libcrypto.  Seeds in fuzz/corpus/TARGET; what a run
-# finds stays in build/fuzz (fuzz/run.sh).
+# libFuzzer targets of the pure parts (fuzz/fuzz_*.c), linked with every
+# pure part (some use APR: the group-commit queue).  Seeds in
+# fuzz/corpus/TARGET; what a run finds stays in build/fuzz (fuzz/run.sh).
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -g -O1 -fno-omit-frame-pointer \
@@ -87,8 +87,8 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(PURE) \
 		$(wildcard $(SRC_DIR)/k2_*.h)
 	@tools/deps.sh fuzz
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -I$(SRC_DIR) -o $@ $< $(PURE) \
-		-ljansson -lcrypto
+	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -I$(SRC_DIR) $(APR_FLAGS) -o $@ $< $(PURE) \
+		-ljansson -lcrypto $(APR_LIBS)
 
 fuzz: $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -1,0 +1,59 @@
+/* k2_batch.h: group commit, a leader/follower queue over APR threads.
+ *
+ * A thread that has a statement to commit submits it.  If no commit is
+ * running, it becomes the leader at once and commits its own item alone: no
+ * timer, no added wait.  Items submitted while a commit runs queue up; when
+ * that commit ends, the first of them becomes the next leader and commits
+ * every item that queued meanwhile in one transaction (one fsync), then
+ * wakes the others.  As in PostgreSQL's WAL flush or MySQL's binlog group
+ * commit, a batch is whatever arrived during the previous commit.
+ *
+ * The queue knows nothing of databases: the commit function, given the
+ * leader's context (its connection) and the batch, runs the transaction and
+ * sets every item's result.  The function never runs twice at once on one
+ * queue.
+ */
+#ifndef K2_BATCH_H
+#define K2_BATCH_H
+
+#include "apr_pools.h"
+#include "apr_thread_cond.h"
+
+#define K2_BATCH_ERR_SIZE 512
+
+typedef struct k2_batch_item_t k2_batch_item_t;
+struct k2_batch_item_t {
+    void *data;                         /* the submitter's: what to commit */
+    int status;                         /* set by the commit function: 0 ok */
+    int nrows;                          /* set by the commit function */
+    char err[K2_BATCH_ERR_SIZE];        /* set by the commit function when
+                                         * status != 0 (the submitter logs it:
+                                         * the leader's pool may be gone) */
+    int batch_size;                     /* items in the transaction that held
+                                         * this one (set by k2_batch_submit) */
+    /* private to k2_batch.c */
+    k2_batch_item_t *next;
+    apr_thread_cond_t *cond;
+    int state;
+};
+
+/* Run items[0..n) as one transaction and set each one's status, nrows and
+ * err.  leader is the context the leader passed to k2_batch_submit; pool is
+ * the leader's. */
+typedef void k2_batch_commit_fn(void *leader, k2_batch_item_t **items, int n,
+                                apr_pool_t *pool);
+
+typedef struct k2_batch_t k2_batch_t;
+
+/* A queue whose batches fn commits; allocated in pool (a child's). */
+apr_status_t k2_batch_create(k2_batch_t **batch, k2_batch_commit_fn *fn,
+                             apr_pool_t *pool);
+
+/* Commit item with whatever else is queued, and return once the transaction
+ * that held it has ended (item->status, nrows, err and batch_size are then
+ * set).  leader is this thread's context, used if it leads; pool is this
+ * thread's (a request's), which must live until the call returns. */
+apr_status_t k2_batch_submit(k2_batch_t *batch, k2_batch_item_t *item,
+                             void *leader, apr_pool_t *pool);
+
+#endif /* K2_BATCH_H */
