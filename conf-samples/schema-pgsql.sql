@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS accounts (
 CREATE TABLE IF NOT EXISTS k2_transactions (
     k2_transaction_id     text PRIMARY KEY,
     ac_no                 text NOT NULL,
-    amount                numeric(14,2) NOT NULL CHECK (amount > 0),
+    amount                numeric(17,2) NOT NULL CHECK (amount > 0),  -- 15 digits . 2, as the module accepts
     currency              text NOT NULL,
     transaction_timestamp timestamp,       -- K2's local time, no zone
     k2_account_id         text,

@@ -33,14 +33,25 @@ const char *const k2n_outcome_names[K2N_OUTCOME_COUNT] = {
 static char k2n_reply_body[4][64];
 static apr_size_t k2n_reply_len[4];
 
+/* A notification on its way through the steps of the handler. */
 typedef struct {
     request_rec *r;
-    k2_notification_t n;
+    const k2n_dir_conf *conf;
+    k2_notification_t n;                /* the fields, decoded */
+    char *body;                         /* as received, NUL-terminated */
+    apr_size_t body_len;
+    k2_reason_e malformed;              /* decoding's verdict, answered once
+                                         * the location is known to work */
     apr_array_header_t *pairs;          /* every k2_pair_t, when signed */
     apr_size_t base_size;               /* room their base string needs */
-    const char *stored_ac_no;           /* of a duplicate, as stored */
-    const char *stored_amount;
+    k2n_db_t db;                        /* the database work */
+    int nrows;                          /* rows the record statement affected */
 } k2n_request_t;
+
+/* A step of the handler returns K2N_NEXT to let the next step go on, or
+ * what the handler returns (the reply is then written). */
+#define K2N_NEXT (-1000)
+typedef int k2n_step_fn(k2n_request_t *q);
 
 /* A field's value for the decision line: "-" when absent, and cut short
  * (at a character boundary, with its full size) when long, so that httpd's
@@ -236,34 +247,57 @@ static int k2n_is_form(request_rec *r)
     return *ct == '\0' || *ct == ';';
 }
 
+/* 1 if an input filter may change the body (mod_deflate's inflate, a
+ * charset or sed filter): its Content-Length then says nothing of what the
+ * handler reads. */
+static int k2n_body_transformed(request_rec *r)
+{
+    ap_filter_t *f;
+
+    for (f = r->input_filters; f; f = f->next) {
+        if (f->frec->ftype < AP_FTYPE_PROTOCOL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Read the whole body, at most max bytes, into *buf (NUL-terminated).
  * Returns OK, an HTTP status to answer, or AP_FILTER_ERROR when an input
- * filter has already answered (e.g. LimitRequestBody). */
+ * filter has already answered (e.g. LimitRequestBody).  The cap is on the
+ * bytes read; a Content-Length over it is refused at once only when no
+ * filter stands between it and what is read. */
 static int k2n_read_body(request_rec *r, apr_off_t max, char **buf,
                          apr_size_t *len)
 {
     const char *clen = apr_table_get(r->headers_in, "Content-Length");
     apr_bucket_brigade *bb;
-    apr_off_t cl = -1, size = max;
+    apr_size_t room = 1024;
     int seen_eos = 0;
 
     *len = 0;
     *buf = NULL;
     if (clen) {
+        apr_off_t cl;
         char *end;
 
         if (apr_strtoff(&cl, clen, &end, 10) != APR_SUCCESS || *end || cl < 0) {
             return HTTP_BAD_REQUEST;
         }
-        if (cl > max) {
-            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        if (!k2n_body_transformed(r)) {
+            if (cl > max) {
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+            room = (apr_size_t)cl;
         }
-        size = cl;
     }
     if (!ap_request_has_body(r)) {
         return OK;
     }
-    *buf = apr_palloc(r->pool, (apr_size_t)size + 1);
+    if ((apr_off_t)room > max) {
+        room = (apr_size_t)max;
+    }
+    *buf = apr_palloc(r->pool, room + 1);
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     do {
         apr_bucket *b;
@@ -292,8 +326,21 @@ static int k2n_read_body(request_rec *r, apr_off_t max, char **buf,
             if (rv != APR_SUCCESS) {
                 return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
             }
-            if ((apr_off_t)(*len + n) > size) {
+            if ((apr_off_t)(*len + n) > max) {
                 return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+            if (*len + n > room) {      /* grow, up to max */
+                char *bigger;
+
+                while (room < *len + n) {
+                    room *= 2;
+                }
+                if ((apr_off_t)room > max) {
+                    room = (apr_size_t)max;
+                }
+                bigger = apr_palloc(r->pool, room + 1);
+                memcpy(bigger, *buf, *len);
+                *buf = bigger;
             }
             memcpy(*buf + *len, data, n);
             *len += n;
@@ -316,392 +363,245 @@ static const char **k2n_args(k2n_request_t *q, const k2n_stmt_t *st)
     return args;
 }
 
-static apr_dbd_prepared_t *k2n_prepared(k2n_request_t *q, ap_dbd_t *dbd,
-                                        const k2n_stmt_t *st, const char **err)
-{
-    apr_dbd_prepared_t *stmt = apr_hash_get(dbd->prepared, st->label,
-                                            APR_HASH_KEY_STRING);
+/* -- the steps ------------------------------------------------------------ */
 
-    if (!stmt) {
-        *err = apr_psprintf(q->r->pool, "the %s statement is not prepared on "
-                            "this database connection (see mod_dbd's errors): "
-                            "%s", st->directive, st->sql);
-    }
-    return stmt;
-}
-
-/* Run a query of st with random=1: both drivers then fetch the whole result
- * inside pselect, so a failed query is reported there (pgsql's sequential
- * mode reports a server error as "no more rows": an account not found), and
- * nothing is left open: SQLite's statement is reset (an open read cursor
- * makes the next write fail with "database is locked" under load), pgsql has
- * no results pending. */
-static apr_status_t k2n_select(k2n_request_t *q, ap_dbd_t *dbd,
-                               const k2n_stmt_t *st, apr_dbd_results_t **res,
-                               const char **err)
-{
-    apr_dbd_prepared_t *stmt = k2n_prepared(q, dbd, st, err);
-    int rv;
-
-    *res = NULL;
-    if (!stmt) {
-        return APR_EGENERAL;
-    }
-    rv = apr_dbd_pselect(dbd->driver, q->r->pool, dbd->handle, res, stmt, 1,
-                         st->nfields, k2n_args(q, st));
-    if (rv != 0) {
-        *err = apr_psprintf(q->r->pool, "%s failed (%d): %s", st->directive, rv,
-                            apr_dbd_error(dbd->driver, dbd->handle, rv));
-        return APR_EGENERAL;
-    }
-    return APR_SUCCESS;
-}
-
-/* Run the account query; *found is 1 when it returned a row. */
-static apr_status_t k2n_find_account(k2n_request_t *q, ap_dbd_t *dbd,
-                                     const k2n_stmt_t *st, int *found,
-                                     const char **err)
-{
-    apr_dbd_results_t *res;
-    apr_dbd_row_t *row = NULL;
-    int ntuples;
-
-    *found = 0;
-    if (k2n_select(q, dbd, st, &res, err) != APR_SUCCESS) {
-        return APR_EGENERAL;
-    }
-    ntuples = apr_dbd_num_tuples(dbd->driver, res);
-    if (ntuples >= 0) {
-        *found = ntuples > 0;
-        return APR_SUCCESS;
-    }
-    /* A driver that cannot count: read to the end of the result set. */
-    while (apr_dbd_get_row(dbd->driver, q->r->pool, res, &row, -1) == 0) {
-        *found = 1;
-    }
-    return APR_SUCCESS;
-}
-
-/* Run the duplicate query: *same is 1 when the stored transaction has the
- * notification's ac_no and amount, 0 when it differs (a conflict), -1 when
- * the query finds no stored row.  Its first column is the stored ac_no, the
- * second the stored amount; every row is read, the first one counts. */
-static apr_status_t k2n_find_duplicate(k2n_request_t *q, ap_dbd_t *dbd,
-                                       const k2n_stmt_t *st, int *same,
-                                       const char **err)
-{
-    apr_dbd_results_t *res;
-    apr_dbd_row_t *row = NULL;
-
-    *same = -1;
-    if (k2n_select(q, dbd, st, &res, err) != APR_SUCCESS) {
-        return APR_EGENERAL;
-    }
-    while (apr_dbd_get_row(dbd->driver, q->r->pool, res, &row, -1) == 0) {
-        const char *ac_no, *amount;
-
-        if (*same >= 0) {
-            continue;                   /* read to the end, keep the first */
-        }
-        ac_no = apr_dbd_get_entry(dbd->driver, row, 0);
-        amount = apr_dbd_get_entry(dbd->driver, row, 1);
-        q->stored_ac_no = ac_no ? apr_pstrdup(q->r->pool, ac_no) : "NULL";
-        q->stored_amount = amount ? apr_pstrdup(q->r->pool, amount) : "NULL";
-        *same = ac_no && amount
-                && strcmp(ac_no, q->n.value[K2_F_AC_NO]) == 0
-                && k2_amount_equal(amount, q->n.value[K2_F_AMOUNT]);
-    }
-    return APR_SUCCESS;
-}
-
-/* Run the record statement; *nrows is the number of rows it affected. */
-static apr_status_t k2n_record(k2n_request_t *q, ap_dbd_t *dbd,
-                               const k2n_stmt_t *st, int *nrows, const char **err)
-{
-    apr_dbd_prepared_t *stmt = k2n_prepared(q, dbd, st, err);
-    int rv;
-
-    *nrows = 0;
-    if (!stmt) {
-        return APR_EGENERAL;
-    }
-    rv = apr_dbd_pquery(dbd->driver, q->r->pool, dbd->handle, nrows, stmt,
-                        st->nfields, k2n_args(q, st));
-    if (rv != 0) {
-        *err = apr_psprintf(q->r->pool, "%s failed (%d): %s", st->directive, rv,
-                            apr_dbd_error(dbd->driver, dbd->handle, rv));
-        return APR_EGENERAL;
-    }
-    return APR_SUCCESS;
-}
-
-/* Did the statement fail because the connection lost it?  The drivers give
- * no portable error code, only their own messages:
- * - pgsql: a restarted server forgets every prepared statement; once the
- *   driver has reset the connection, each use fails "prepared statement
- *   ... does not exist" (mod_dbd keeps handing that connection out);
- * - sqlite3: the driver prepares with the legacy sqlite3_prepare(), whose
- *   statements expire for good when the schema changes (a CREATE TABLE,
- *   VACUUM or ALTER by anyone): "database schema has changed", then
- *   "not an error" on every later use. */
-static int k2n_statement_lost(ap_dbd_t *dbd, const char *err)
-{
-    const char *driver = apr_dbd_name(dbd->driver);
-
-    if (strcmp(driver, "pgsql") == 0) {
-        return strstr(err, "prepared statement") && strstr(err, "does not exist");
-    }
-    if (strcmp(driver, "sqlite3") == 0) {
-        return strstr(err, "schema has changed") || strstr(err, "not an error");
-    }
-    return 0;
-}
-
-/* Prepare this location's statements again on this connection, in the
- * connection's pool (they live as long as it). */
-static int k2n_reprepare(k2n_request_t *q, ap_dbd_t *dbd,
-                         const k2n_dir_conf *conf)
-{
-    const k2n_stmt_t *stmts[3];
-    int i;
-
-    stmts[0] = conf->account;
-    stmts[1] = conf->record;
-    stmts[2] = conf->duplicate;
-    for (i = 0; i < 3; i++) {
-        apr_dbd_prepared_t *stmt = NULL;
-        int ret;
-
-        if (!stmts[i]) {
-            continue;
-        }
-        ret = apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle,
-                              stmts[i]->sql, stmts[i]->label, &stmt);
-        if (ret != 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "cannot prepare the "
-                          "%s statement again (%d): %s", stmts[i]->directive,
-                          ret, apr_dbd_error(dbd->driver, dbd->handle, ret));
-            return 0;
-        }
-        apr_hash_set(dbd->prepared, stmts[i]->label, APR_HASH_KEY_STRING, stmt);
-    }
-    return 1;
-}
-
-typedef apr_status_t k2n_stmt_fn(k2n_request_t *q, ap_dbd_t *dbd,
-                                 const k2n_stmt_t *st, int *out,
-                                 const char **err);
-
-/* Run a statement; when it fails because the connection dropped or lost
- * it, repair the connection and run it again.  Both statements are safe to
- * run twice: a lookup, and an insert that does nothing on a duplicate. */
-static apr_status_t k2n_run(k2n_request_t *q, ap_dbd_t *dbd,
-                            const k2n_dir_conf *conf, k2n_stmt_fn *fn,
-                            const k2n_stmt_t *st, int *out, const char **err)
+static int k2n_allow_post_only(k2n_request_t *q)
 {
     request_rec *r = q->r;
-    apr_status_t rv = fn(q, dbd, st, out, err);
 
-    if (rv == APR_SUCCESS) {
-        return rv;
+    if (r->method_number == M_POST) {
+        return K2N_NEXT;
     }
-    if (strcmp(apr_dbd_name(dbd->driver), "sqlite3") == 0
-        && strstr(*err, "readonly database")) {
-        /* SQLite opens a file it cannot write read-only, silently, and
-         * mod_dbd keeps that connection: say what it takes to recover. */
-        *err = apr_pstrcat(r->pool, *err, " (this pooled connection was opened "
-                           "while the database file or its directory was not "
-                           "writable by the httpd user, and stays read-only: "
-                           "fix the permissions, then apachectl graceful)", NULL);
-        return rv;
-    }
-    if (!k2n_statement_lost(dbd, *err)) {
-        /* pgsql: a connection the server closed is reset by check_conn
-         * (its prepared statements are then gone: see above). */
-        if (strcmp(apr_dbd_name(dbd->driver), "pgsql") != 0
-            || apr_dbd_check_conn(dbd->driver, r->pool, dbd->handle) != APR_SUCCESS) {
-            return rv;
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "%s; the database "
-                      "connection was checked: retrying", *err);
-        rv = fn(q, dbd, st, out, err);
-        if (rv == APR_SUCCESS || !k2n_statement_lost(dbd, *err)) {
-            return rv;
-        }
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "%s; the database "
-                  "connection lost its prepared statements: preparing them "
-                  "again", *err);
-    if (!k2n_reprepare(q, dbd, conf)) {
-        return rv;
-    }
-    return fn(q, dbd, st, out, err);
+    apr_table_setn(r->headers_out, "Allow", "POST");
+    return k2n_refuse(q, HTTP_METHOD_NOT_ALLOWED, K2N_BAD_REQUEST,
+                      apr_pstrcat(r->pool, "method ", r->method,
+                                  " not allowed: K2 notifications are POSTed",
+                                  NULL));
 }
 
-static int k2n_handler(request_rec *r)
+static int k2n_read_form_body(k2n_request_t *q)
 {
-    const k2n_dir_conf *conf;
-    k2n_request_t q;
-    k2_reason_e reason;
-    apr_off_t max_body;
-    char *body;
-    apr_size_t body_len;
-    ap_dbd_t *dbd;
-    const char *err = NULL;
-    k2_pair_fn *on_pair = NULL;
-    int rc, found, nrows, same;
+    request_rec *r = q->r;
+    apr_off_t max = q->conf->max_body > 0 ? q->conf->max_body
+                                          : K2N_DEFAULT_MAX_BODY;
+    int rc;
 
-    if (!r->handler || strcmp(r->handler, K2N_HANDLER) != 0) {
-        return DECLINED;
-    }
-    conf = ap_get_module_config(r->per_dir_config, &k2notify_module);
-    k2_notification_init(&q.n);
-    q.r = r;
-    q.pairs = NULL;
-    q.base_size = 0;
-    q.stored_ac_no = q.stored_amount = NULL;
-
-    if (r->method_number != M_POST) {
-        apr_table_setn(r->headers_out, "Allow", "POST");
-        return k2n_refuse(&q, HTTP_METHOD_NOT_ALLOWED, K2N_BAD_REQUEST,
-                          apr_pstrcat(r->pool, "method ", r->method,
-                                      " not allowed: K2 notifications are POSTed",
-                                      NULL));
-    }
     if (ap_request_has_body(r) && !k2n_is_form(r)) {
-        return k2n_refuse(&q, HTTP_UNSUPPORTED_MEDIA_TYPE, K2N_BAD_REQUEST,
+        return k2n_refuse(q, HTTP_UNSUPPORTED_MEDIA_TYPE, K2N_BAD_REQUEST,
                           "the body must be application/x-www-form-urlencoded");
     }
-
-    max_body = conf->max_body > 0 ? conf->max_body : K2N_DEFAULT_MAX_BODY;
-    rc = k2n_read_body(r, max_body, &body, &body_len);
+    rc = k2n_read_body(r, max, &q->body, &q->body_len);
+    if (rc == OK) {
+        return K2N_NEXT;
+    }
     if (rc == AP_FILTER_ERROR) {
-        k2n_conclude(&q, K2N_BAD_REQUEST, NULL, "the request body was refused "
+        k2n_conclude(q, K2N_BAD_REQUEST, NULL, "the request body was refused "
                      "by an input filter");
         return rc;
     }
-    if (rc != OK) {
-        /* The rest of the body is not worth reading: close the connection
-         * instead (ap_discard_request_body() then reads nothing). */
-        r->connection->keepalive = AP_CONN_CLOSE;
-        return k2n_refuse(&q, rc, K2N_BAD_REQUEST,
-                          rc == HTTP_REQUEST_ENTITY_TOO_LARGE
-                          ? apr_psprintf(r->pool, "the body is larger than "
-                                         K2N_DIR_MAX_BODY " (%" APR_OFF_T_FMT
-                                         " bytes)", max_body)
-                          : "the request body could not be read");
-    }
+    /* The rest of the body is not worth reading: close the connection
+     * instead (ap_discard_request_body() then reads nothing). */
+    r->connection->keepalive = AP_CONN_CLOSE;
+    return k2n_refuse(q, rc, K2N_BAD_REQUEST,
+                      rc == HTTP_REQUEST_ENTITY_TOO_LARGE
+                      ? apr_psprintf(r->pool, "the body is larger than "
+                                     K2N_DIR_MAX_BODY " (%" APR_OFF_T_FMT
+                                     " bytes)", max)
+                      : "the request body could not be read");
+}
 
-    /* The spec shows the parameters both in the query string and in the
-     * body: both are read, and a parameter in both must repeat its value.
-     * A signature covers every parameter received, known or not. */
-    if (conf->key) {
-        q.pairs = apr_array_make(r->pool, 24, sizeof(k2_pair_t));
+/* The spec shows the parameters both in the query string and in the body:
+ * both are read, and a parameter in both must repeat its value.  A
+ * signature covers every parameter received, known or not.  What is wrong
+ * is answered by k2n_refuse_malformed, after k2n_check_location. */
+static int k2n_parse_form(k2n_request_t *q)
+{
+    request_rec *r = q->r;
+    k2_pair_fn *on_pair = NULL;
+
+    if (q->conf->key) {
+        q->pairs = apr_array_make(r->pool, 24, sizeof(k2_pair_t));
         on_pair = k2n_keep_pair;
     }
-    reason = K2_OK;
+    q->malformed = K2_OK;
     if (r->args && *r->args) {
         apr_size_t n = strlen(r->args);
 
-        reason = k2_form_parse(&q.n, r->args, n, apr_palloc(r->pool, n + 1),
-                               on_pair, &q);
+        q->malformed = k2_form_parse(&q->n, r->args, n,
+                                     apr_palloc(r->pool, n + 1), on_pair, q);
     }
-    if (reason == K2_OK && body_len > 0) {
-        reason = k2_form_parse(&q.n, body, body_len,
-                               apr_palloc(r->pool, body_len + 1), on_pair, &q);
+    if (q->malformed == K2_OK && q->body_len > 0) {
+        q->malformed = k2_form_parse(&q->n, q->body, q->body_len,
+                                     apr_palloc(r->pool, q->body_len + 1),
+                                     on_pair, q);
     }
-    q.n.value[K2_F_REMOTE_USER] = r->user;
+    q->n.value[K2_F_REMOTE_USER] = r->user;
+    return K2N_NEXT;
+}
 
-    /* Mistakes of the configuration come before those of the request; they
-     * are checked once the notification is parsed, so that the log line
-     * says which payment got the 500. */
+/* Mistakes of the configuration come before those of the request; they are
+ * checked once the notification is parsed, so that the log line says which
+ * payment got the 500. */
+static int k2n_check_location(k2n_request_t *q)
+{
+    const k2n_dir_conf *conf = q->conf;
+
     if (!conf->account || !k2n_dbd_acquire) {
-        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
                           "this location has 'SetHandler k2notify' but no "
                           K2N_DIR_ACCOUNT_QUERY);
     }
     /* With a key, the signature authenticates the notification: one without
-     * a valid signature is refused with 401 below, user or not. */
-    if (conf->require_user != 0 && !r->user && !conf->key) {
-        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+     * a valid signature is refused with 401 (k2n_check_form_signature),
+     * user or not. */
+    if (conf->require_user != 0 && !q->r->user && !conf->key) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
                           "this location has no authentication (no user was "
                           "authenticated): add 'AuthType Basic' and 'Require "
                           "valid-user', set " K2N_DIR_SIGNATURE_KEY ", or set "
                           K2N_DIR_REQUIRE_USER " Off");
     }
-    /* Malformed input is a 400 before anything is verified. */
-    if (reason != K2_OK) {
-        return k2n_bad_request(&q, reason);
-    }
-    if (conf->key) {
-        const char *why = k2n_check_signature(&q, conf->key);
+    return K2N_NEXT;
+}
 
-        if (why) {
-            return k2n_refuse_logged(&q, HTTP_UNAUTHORIZED, K2N_BAD_SIGNATURE,
-                                     K2N_BAD_SIGNATURE_REASON, why);
-        }
-    }
-    reason = k2_notification_validate(&q.n, k2n_conf_currencies(conf),
-                                      k2n_conf_billers(conf));
-    if (reason != K2_OK && !k2_reason_is_invalid_payment(reason)) {
-        return k2n_bad_request(&q, reason);
-    }
-    if (reason != K2_OK) {
-        return k2n_reply(&q, K2_STATUS_INVALID_PAYMENT, K2N_INVALID_PAYMENT,
-                         k2_reason(reason));
-    }
+/* Malformed input is a 400 before anything is verified. */
+static int k2n_refuse_malformed(k2n_request_t *q)
+{
+    return q->malformed == K2_OK ? K2N_NEXT : k2n_bad_request(q, q->malformed);
+}
 
-    dbd = k2n_dbd_acquire(r);
-    if (!dbd) {
-        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
-                          "no database connection (mod_dbd's own error is "
-                          "logged above)");
+static int k2n_check_form_signature(k2n_request_t *q)
+{
+    const char *why;
+
+    if (!q->conf->key || !(why = k2n_check_signature(q, q->conf->key))) {
+        return K2N_NEXT;
     }
-    if (k2n_run(&q, dbd, conf, k2n_find_account, conf->account, &found, &err)
+    return k2n_refuse_logged(q, HTTP_UNAUTHORIZED, K2N_BAD_SIGNATURE,
+                             K2N_BAD_SIGNATURE_REASON, why);
+}
+
+static int k2n_validate_payment(k2n_request_t *q)
+{
+    k2_reason_e reason = k2_notification_validate(&q->n,
+                                                  k2n_conf_currencies(q->conf),
+                                                  k2n_conf_billers(q->conf));
+
+    if (reason == K2_OK) {
+        return K2N_NEXT;
+    }
+    if (!k2_reason_is_invalid_payment(reason)) {
+        return k2n_bad_request(q, reason);
+    }
+    return k2n_reply(q, K2_STATUS_INVALID_PAYMENT, K2N_INVALID_PAYMENT,
+                     k2_reason(reason));
+}
+
+static int k2n_find_account(k2n_request_t *q)
+{
+    const k2n_stmt_t *st = q->conf->account;
+    int found;
+
+    if (!k2n_db_open(&q->db, q->r)) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
+    }
+    if (k2n_db_exists(&q->db, st, k2n_args(q, st), &found) != APR_SUCCESS) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
+    }
+    return found ? K2N_NEXT : k2n_reply(q, K2_STATUS_ACCOUNT_NOT_FOUND,
+                                        K2N_ACCOUNT_NOT_FOUND, NULL);
+}
+
+/* 01 once the row is committed; a resend (0 rows) goes on. */
+static int k2n_record(k2n_request_t *q)
+{
+    const k2n_stmt_t *st = q->conf->record;
+
+    if (!st) {
+        return k2n_reply(q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL);
+    }
+    if (k2n_db_record(&q->db, st, k2n_args(q, st), &q->nrows) != APR_SUCCESS) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
+    }
+    return q->nrows > 0 ? k2n_reply(q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL)
+                        : K2N_NEXT;
+}
+
+/* Already recorded: a true resend, or another payment reusing the id? */
+static int k2n_check_resend(k2n_request_t *q)
+{
+    const k2n_stmt_t *st = q->conf->duplicate;
+    const char *stored[2];
+    int found, same;
+
+    if (!st) {
+        return k2n_reply(q, K2_STATUS_ACCEPTED, K2N_DUPLICATE, "already recorded");
+    }
+    if (k2n_db_first_row(&q->db, st, k2n_args(q, st), 2, stored, &found)
         != APR_SUCCESS) {
-        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, err);
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
     }
     if (!found) {
-        return k2n_reply(&q, K2_STATUS_ACCOUNT_NOT_FOUND, K2N_ACCOUNT_NOT_FOUND,
-                         NULL);
-    }
-    if (!conf->record) {
-        return k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL);
-    }
-    if (k2n_run(&q, dbd, conf, k2n_record, conf->record, &nrows, &err)
-        != APR_SUCCESS) {
-        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, err);
-    }
-    if (nrows > 0) {
-        return k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL);
-    }
-    if (!conf->duplicate) {
-        return k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_DUPLICATE, "already recorded");
-    }
-    /* Already recorded: a true resend, or another payment reusing the id? */
-    if (k2n_run(&q, dbd, conf, k2n_find_duplicate, conf->duplicate, &same, &err)
-        != APR_SUCCESS) {
-        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, err);
-    }
-    if (same < 0) {
-        return k2n_refuse(&q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
                           K2N_DIR_RECORD_QUERY " recorded nothing but "
                           K2N_DIR_DUPLICATE_QUERY " finds no stored transaction");
     }
+    /* The stored ac_no (first column) and amount (second), compared as
+     * decimals: PostgreSQL gives 1500.00 back for 1500. */
+    same = stored[0] && stored[1]
+           && strcmp(stored[0], q->n.value[K2_F_AC_NO]) == 0
+           && k2_amount_equal(stored[1], q->n.value[K2_F_AMOUNT]);
     if (!same) {
-        return k2n_reply(&q, K2_STATUS_INVALID_PAYMENT, K2N_CONFLICT,
-                         apr_psprintf(r->pool, "this transaction id is already "
+        return k2n_reply(q, K2_STATUS_INVALID_PAYMENT, K2N_CONFLICT,
+                         apr_psprintf(q->r->pool, "this transaction id is already "
                                       "recorded with ac_no=%s amount=%s",
-                                      q.stored_ac_no, q.stored_amount));
+                                      stored[0] ? stored[0] : "NULL",
+                                      stored[1] ? stored[1] : "NULL"));
     }
-    return k2n_reply(&q, K2_STATUS_ACCEPTED, K2N_DUPLICATE, "already recorded");
+    return k2n_reply(q, K2_STATUS_ACCEPTED, K2N_DUPLICATE, "already recorded");
+}
+
+/* A notification of K2's form API, in the order of the README's "checks":
+ * each step either answers (which ends the request) or lets the next go. */
+static k2n_step_fn *const k2n_form_steps[] = {
+    k2n_allow_post_only,                /* 405 */
+    k2n_read_form_body,                 /* 415, 413 */
+    k2n_parse_form,                     /* (answered by k2n_refuse_malformed) */
+    k2n_check_location,                 /* 500: no account query, no auth */
+    k2n_refuse_malformed,               /* 400 */
+    k2n_check_form_signature,           /* 401 */
+    k2n_validate_payment,               /* 400, 03 */
+    k2n_find_account,                   /* 02 */
+    k2n_record,                         /* 01 accepted */
+    k2n_check_resend,                   /* 01 duplicate, 03 conflict */
+    NULL
+};
+
+static int k2n_handler(request_rec *r)
+{
+    k2n_step_fn *const *step;
+    k2n_request_t q;
+    int rc = K2N_NEXT;
+
+    if (!r->handler || strcmp(r->handler, K2N_HANDLER) != 0) {
+        return DECLINED;
+    }
+    memset(&q, 0, sizeof(q));
+    q.r = r;
+    q.conf = ap_get_module_config(r->per_dir_config, &k2notify_module);
+    k2_notification_init(&q.n);
+
+    for (step = k2n_form_steps; *step && rc == K2N_NEXT; step++) {
+        rc = (*step)(&q);
+    }
+    return rc;
 }
 
 static int k2n_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp)
 {
     (void)pconf; (void)plog; (void)ptemp;
-    k2n_config_forget_warnings();
+    k2n_config_forget();
     return OK;
 }
 
@@ -738,11 +638,11 @@ static int k2n_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 static void k2n_register_hooks(apr_pool_t *p)
 {
-    (void)p;
     ap_hook_pre_config(k2n_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_test_config(k2n_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(k2n_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(k2n_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    k2n_dbd_register_hooks(p);
 }
 
 /* APLOG_USE_MODULE(k2notify) is in mod_k2notify.h, so AP_DECLARE_MODULE's
@@ -751,8 +651,8 @@ module AP_MODULE_DECLARE_DATA k2notify_module = {
     STANDARD20_MODULE_STUFF,
     k2n_create_dir_conf,        /* per-directory config creator */
     k2n_merge_dir_conf,         /* per-directory config merger */
-    NULL,                       /* server config creator */
-    NULL,                       /* server config merger */
+    k2n_create_srv_conf,        /* server config creator */
+    k2n_merge_srv_conf,         /* server config merger */
     k2n_cmds,                   /* command table */
     k2n_register_hooks,         /* hook registration */
     AP_MODULE_FLAG_NONE         /* flags */

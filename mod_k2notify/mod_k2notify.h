@@ -23,6 +23,11 @@ APLOG_USE_MODULE(k2notify);
 #define K2N_DIR_REQUIRE_USER    "K2NotifyRequireUser"
 #define K2N_DIR_MAX_BODY        "K2NotifyMaxBody"
 #define K2N_DIR_SIGNATURE_KEY   "K2NotifySignatureKeyFile"
+#define K2N_DIR_GROUP_COMMIT    "K2NotifyGroupCommit"
+
+/* The cross-process lock of the module's SQLite writes, for the Mutex
+ * directive ("Mutex fcntl:/run/apache2 k2notify-db"). */
+#define K2N_MUTEX_NAME          "k2notify-db"
 
 #define K2N_HANDLER             "k2notify"
 #define K2N_DEFAULT_MAX_BODY    8192    /* the spec's body is ~330 bytes */
@@ -76,20 +81,72 @@ typedef struct {
     const k2n_key_t *key;               /* K2NotifySignatureKeyFile, NULL unset */
 } k2n_dir_conf;
 
+/* Per-server configuration. */
+typedef struct {
+    int group_commit;                   /* K2NotifyGroupCommit, -1 unset */
+    struct k2_batch_t *batch;           /* this child's group-commit queue
+                                         * (set at child init), or NULL */
+} k2n_srv_conf;
+
 extern const command_rec k2n_cmds[];
 void *k2n_create_dir_conf(apr_pool_t *p, char *dir);
 void *k2n_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+void *k2n_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *k2n_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
+
+/* Every statement of the configuration (k2n_stmt_t *), in the order read:
+ * a connection that lost them prepares those mod_dbd gave it again. */
+const apr_array_header_t *k2n_config_statements(void);
 
 /* mod_dbd's functions, found when the first statement is configured. */
 extern APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *k2n_dbd_acquire;
 
-/* Warnings found while reading the configuration (a key file other users
- * can read): forgotten at pre_config, logged once the error log is open. */
-void k2n_config_forget_warnings(void);
+extern module AP_MODULE_DECLARE_DATA k2notify_module;
+
+/* What reading the configuration collected (the statements, warnings such
+ * as a key file other users can read): forgotten at pre_config; warnings
+ * are logged once the error log is open. */
+void k2n_config_forget(void);
 void k2n_config_log_warnings(void);
 
 /* Effective values of a merged configuration. */
 const char *const *k2n_conf_currencies(const k2n_dir_conf *conf);
 const char *const *k2n_conf_billers(const k2n_dir_conf *conf);
+
+/* The database work of one request (mod_k2notify_dbd.c).  Each call
+ * returns APR_SUCCESS, or an error with err set to a line for the log that
+ * names the directive and carries the database's own message. */
+typedef struct {
+    request_rec *r;
+    ap_dbd_t *dbd;                      /* mod_dbd's pooled connection */
+    int rc;                             /* the driver's code of the failure */
+    const char *err;                    /* why the last call failed */
+    int batch_size;                     /* of the transaction that recorded */
+} k2n_db_t;
+
+/* Acquire the request's connection: 0 when there is none (mod_dbd has
+ * logged why). */
+int k2n_db_open(k2n_db_t *db, request_rec *r);
+
+/* Run a query: *found is 1 when it returned a row.  Safe to repeat, so run
+ * again once when the connection had lost the statement or broken. */
+apr_status_t k2n_db_exists(k2n_db_t *db, const k2n_stmt_t *st,
+                           const char **args, int *found);
+
+/* Run a query and copy the first ncols columns of its first row into cols
+ * (NULL for SQL NULL); *found is 0 when it returned no row. */
+apr_status_t k2n_db_first_row(k2n_db_t *db, const k2n_stmt_t *st,
+                              const char **args, int ncols, const char **cols,
+                              int *found);
+
+/* Run the record statement; *nrows is the number of rows it affected.  On
+ * SQLite it is committed in a transaction of its own or shared with the
+ * notifications queued meanwhile (group commit), under the k2notify-db
+ * lock; it returns once that transaction has committed.  It is run again
+ * only when its first run provably did not happen. */
+apr_status_t k2n_db_record(k2n_db_t *db, const k2n_stmt_t *st,
+                           const char **args, int *nrows);
+
+void k2n_dbd_register_hooks(apr_pool_t *p);
 
 #endif /* MOD_K2NOTIFY_H */

@@ -24,6 +24,7 @@ typedef struct {
 
 /* Allocated in the configuration pool: forgotten before each reading. */
 static apr_array_header_t *k2n_warnings = NULL;
+static apr_array_header_t *k2n_statements = NULL;   /* k2n_stmt_t * */
 
 void *k2n_create_dir_conf(apr_pool_t *p, char *dir)
 {
@@ -56,6 +57,28 @@ void *k2n_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
                                                  : base->require_user;
     conf->max_body = add->max_body != -1 ? add->max_body : base->max_body;
     conf->key = add->key ? add->key : base->key;
+    return conf;
+}
+
+void *k2n_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    k2n_srv_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    (void)s;
+    conf->group_commit = -1;
+    conf->batch = NULL;
+    return conf;
+}
+
+void *k2n_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const k2n_srv_conf *base = basev;
+    const k2n_srv_conf *add = addv;
+    k2n_srv_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->group_commit = add->group_commit != -1 ? add->group_commit
+                                                 : base->group_commit;
+    conf->batch = NULL;                 /* each server its own, per child */
     return conf;
 }
 
@@ -171,6 +194,10 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
     st->nfields = nfields;
     st->fields = fields;
     k2n_dbd_prepare(cmd->server, st->sql, st->label);
+    if (!k2n_statements) {
+        k2n_statements = apr_array_make(cmd->pool, 8, sizeof(k2n_stmt_t *));
+    }
+    APR_ARRAY_PUSH(k2n_statements, const k2n_stmt_t *) = st;
 
     if (kind == K2N_Q_ACCOUNT) {
         conf->account = st;
@@ -233,9 +260,27 @@ static const char *k2n_set_max_body(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
-void k2n_config_forget_warnings(void)
+static const char *k2n_set_group_commit(cmd_parms *cmd, void *dconf, int flag)
+{
+    k2n_srv_conf *conf = ap_get_module_config(cmd->server->module_config,
+                                              &k2notify_module);
+
+    (void)dconf;
+    conf->group_commit = flag;
+    return NULL;
+}
+
+void k2n_config_forget(void)
 {
     k2n_warnings = NULL;
+    k2n_statements = NULL;
+}
+
+const apr_array_header_t *k2n_config_statements(void)
+{
+    static const apr_array_header_t none = { NULL, 0, 0, 0, NULL };
+
+    return k2n_statements ? k2n_statements : &none;
 }
 
 void k2n_config_log_warnings(void)
@@ -360,5 +405,8 @@ const command_rec k2n_cmds[] = {
     AP_INIT_TAKE1(K2N_DIR_SIGNATURE_KEY, k2n_set_signature_key, NULL, ACCESS_CONF,
                   "file holding K2's API key: every notification must then "
                   "carry a valid signature"),
+    AP_INIT_FLAG(K2N_DIR_GROUP_COMMIT, k2n_set_group_commit, NULL, RSRC_CONF,
+                 "On (default with SQLite and a threaded MPM): notifications "
+                 "that queue while a commit runs share the next one"),
     { NULL, { NULL }, NULL, 0, NO_ARGS, NULL }
 };

@@ -32,8 +32,11 @@ def _free_port():
 class Postgres:
     """One PostgreSQL cluster with database k2, user k2notify, the sample schema."""
 
-    def __init__(self, name="pg", accounts=()):
+    def __init__(self, name="pg", accounts=(), locale_dir=None):
+        """locale_dir: a directory of compiled locales (localedef output)
+        the server is started with (LOCPATH), for lc_messages tests."""
         self.bindir = pg_bindir()
+        self.locale_dir = locale_dir
         self.dir = tempfile.mkdtemp(prefix=f"k2notify-{name}-")
         os.chmod(self.dir, 0o755)
         self.data = os.path.join(self.dir, "data")
@@ -65,6 +68,8 @@ class Postgres:
 
     def _run(self, prog, *args, check=True, input=None):
         cmd = [os.path.join(self.bindir, prog), *args]
+        if self.locale_dir:
+            cmd = ["env", f"LOCPATH={self.locale_dir}", *cmd]
         if self.user:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         return subprocess.run(cmd, check=check, capture_output=True, text=True,

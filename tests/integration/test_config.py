@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from conftest import (ACCOUNT, AUTH, CONTRACT_LOCATION, SCHEMA, SPEC_BODY, TOP,
-                      notification, run_user, wait_access)
+                      form, notification, run_user, wait_access)
 
 ACCEPTED = '{"status":"01","description":"Accepted"}'
 ACCOUNT_NOT_FOUND = '{"status":"02","description":"Account not Found"}'
@@ -431,3 +431,82 @@ def test_nested_location_inherits_queries_and_currencies_of_the_outer_location(k
     r = k2.post(unknown, path="/k2/nested/inner")
     assert (r.status_code, r.text) == (200, ACCOUNT_NOT_FOUND)
     assert k2.rows(unknown["k2_transaction_id"]) == []
+
+
+# Each field's merge rule, through an inner <Location> that sets some OTHER
+# K2Notify directive: httpd only calls the merge when the inner section has a
+# configuration of its own (an inner section that sets nothing reuses the
+# outer one as it is, and proves nothing).  The key's merge is tested in
+# test_signature.py (/k2/signed/inner).
+MERGE_LOCATIONS = """
+<Location /merge>
+    SetHandler k2notify
+""" + AUTH + f"""
+    K2NotifyAccountQuery "{ACCOUNT_SQL}"
+    K2NotifyRecordQuery "{RECORD_SQL}" {RECORD_FIELDS}
+    K2NotifyDuplicateQuery "SELECT ac_no, amount FROM k2_transactions WHERE k2_transaction_id = %s"
+    K2NotifyCurrencies UGX
+    K2NotifyBillerNumbers 888555
+    K2NotifyMaxBody 700
+</Location>
+<Location /merge/max-body-set>
+    K2NotifyMaxBody 8000
+</Location>
+<Location /merge/currencies-set>
+    K2NotifyCurrencies TZS
+</Location>
+<Location /open>
+    SetHandler k2notify
+    K2NotifyRequireUser Off
+    K2NotifyAccountQuery "{ACCOUNT_SQL}"
+    K2NotifyRecordQuery "{RECORD_SQL}" {RECORD_FIELDS}
+</Location>
+<Location /open/max-body-set>
+    K2NotifyMaxBody 8000
+</Location>
+"""
+
+
+@pytest.fixture(scope="module")
+def merged():
+    from conftest import Httpd, served
+    yield from served(Httpd("merge", MERGE_LOCATIONS))
+
+
+def post_to(server, n, path, **kw):
+    return server.post(n, path=path, **kw)
+
+
+def test_inner_location_inherits_queries_currencies_and_billers(merged):
+    path = "/merge/max-body-set"
+    ugx = notification(currency="UGX")
+    assert post_to(merged, ugx, path).text == ACCEPTED              # account, record
+    assert len(merged.rows(ugx["k2_transaction_id"])) == 1
+    assert post_to(merged, notification(currency="KES"), path).text == INVALID_PAYMENT
+    assert post_to(merged, notification(currency="UGX", biller_number=None),
+                   path).text == INVALID_PAYMENT                    # billers
+    assert post_to(merged, notification(currency="UGX", ac_no="NOSUCH"),
+                   path).text == ACCOUNT_NOT_FOUND
+    # the duplicate query: the same id with another amount is a conflict
+    merged.expect_error(r"\[k2notify:error\] .*outcome=conflict: ")
+    assert post_to(merged, dict(ugx, amount="1.00"), path).text == INVALID_PAYMENT
+    assert [e[6] for e in wait_access(merged, ugx["k2_transaction_id"], n=2)] == [
+        "accepted", "conflict"]
+
+
+def test_inner_location_inherits_max_body_and_replaces_currencies(merged):
+    path = "/merge/currencies-set"
+    tzs = notification(currency="TZS")
+    assert post_to(merged, tzs, path).text == ACCEPTED
+    assert post_to(merged, notification(currency="UGX"), path).text == INVALID_PAYMENT
+    big = form(notification(currency="TZS")) + "&pad="
+    big += "x" * (701 - len(big))
+    r = merged.post(big, path=path)
+    assert r.status_code == 413 and "(700 bytes)" in r.text
+
+
+def test_inner_location_inherits_require_user_off(merged):
+    n = notification()
+    r = post_to(merged, n, "/open/max-body-set", auth=None)
+    assert (r.status_code, r.text) == (200, ACCEPTED)
+    assert len(merged.rows(n["k2_transaction_id"])) == 1

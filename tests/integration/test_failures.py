@@ -316,7 +316,121 @@ def test_schema_change_while_running_keeps_answering_01(make_httpd):
         assert len(s.rows(n["k2_transaction_id"])) == 1
     assert s.count() == 28
     lost = s.wait_log(r"\[k2notify:warn\] .*database schema has changed; the "
-                      r"database connection lost its prepared statements: "
-                      r"preparing them again", off)
+                      r"connection's prepared statements expired \(the "
+                      r"database schema changed\): \d+ prepared again, "
+                      r"running the statement again", off)
     assert lost, s.error_lines_since(off)
     assert not [l for l in s.error_lines_since(off) if ":error]" in l]
+
+
+# -- SQLite: statements that expire or return rows (issue 9) ---------------------
+
+# One child, one pooled connection: every request meets the same statements.
+ONE_CONNECTION = """
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 8
+MaxRequestWorkers 8
+MinSpareThreads 1
+MaxSpareThreads 8
+DBDMin 1
+DBDKeep 1
+DBDMax 1
+"""
+DUPLICATE_LOCATION = CONTRACT_LOCATION.replace(
+    "    K2NotifyCurrencies KES\n",
+    '    K2NotifyDuplicateQuery "SELECT ac_no, amount FROM k2_transactions '
+    'WHERE k2_transaction_id = %s"\n    K2NotifyCurrencies KES\n')
+
+
+def sqlite_exec(server, sql):
+    con = sqlite3.connect(server.db, timeout=10)
+    try:
+        con.executescript(sql)
+    finally:
+        con.close()
+
+
+def test_resend_after_a_schema_change_is_checked_by_the_duplicate_query_prepared_again(make_httpd):
+    """K2NotifyDuplicateQuery expires with the others: a resend after a
+    CREATE TABLE is still 01 duplicate (and another amount still 03)."""
+    s = make_httpd("dup-schema", ONE_CONNECTION + DUPLICATE_LOCATION).start()
+    n = notification()
+    assert s.post(n).text == ACCEPTED
+    sqlite_exec(s, "CREATE TABLE added_by_the_sysadmin (x TEXT)")
+    assert s.post(n).text == ACCEPTED
+    sqlite_exec(s, "DROP TABLE added_by_the_sysadmin")
+    assert s.post(dict(n, amount="1.00")).text == (
+        '{"status":"03","description":"Invalid Payment"}')
+    assert [e[6] for e in wait_access(s, n["k2_transaction_id"], n=3)] == [
+        "accepted", "duplicate", "conflict"]
+    assert len(s.rows(n["k2_transaction_id"])) == 1
+    s.expect_error(r"\[k2notify:error\] .*outcome=conflict: ")
+
+
+def test_statement_whose_preparation_failed_is_prepared_again_at_its_next_use(make_httpd):
+    """The table of the record statement disappears for a while: its
+    statement cannot be prepared again (500, nothing recorded, the reason in
+    the log) and stays expired, while the account query, prepared again,
+    works.  At its next use the expired statement says "not an error" (with
+    SQLITE_ERROR): the module must read that as expired too and prepare it
+    again, as it does once the table is back."""
+    s = make_httpd("reprepare-fails", ONE_CONNECTION + CONTRACT_LOCATION)
+    s.expect_error(r"\[k2notify:error\] .*cannot prepare the K2NotifyRecordQuery "
+                   r"statement again \(1\): no such table: k2_transactions")
+    s.expect_error(r"\[k2notify:error\] .*outcome=error: K2NotifyRecordQuery "
+                   r"failed \(1\): not an error$")
+    s.start()
+    assert s.post(notification()).text == ACCEPTED
+
+    sqlite_exec(s, "ALTER TABLE k2_transactions RENAME TO k2_moved")
+    gone = [notification(), notification()]
+    r = s.post(gone[0])                 # expired: "database schema has changed"
+    assert (r.status_code, r.text) == (500, INTERNAL_ERROR)
+    off = s.log_offset()
+    r = s.post(gone[1])                 # still expired: "not an error"
+    assert (r.status_code, r.text) == (500, INTERNAL_ERROR)
+    assert s.wait_log(r"\[k2notify:warn\] .*K2NotifyRecordQuery failed \(1\): "
+                      r"not an error; the connection's prepared statements "
+                      r"expired \(the database schema changed\): \d+ prepared "
+                      r"again, running the statement again", off), \
+        s.error_lines_since(off)
+
+    sqlite_exec(s, "ALTER TABLE k2_moved RENAME TO k2_transactions")
+    back = notification()
+    assert s.post(back).text == ACCEPTED
+    assert len(s.rows(back["k2_transaction_id"])) == 1
+    assert [s.rows(n["k2_transaction_id"]) for n in gone] == [[], []]
+
+
+def test_record_statement_that_returns_a_row_is_an_error_and_runs_once(make_httpd):
+    """configtest refuses RETURNING; a record statement that returns rows
+    some other way (here a SELECT) is answered 500 at run time: SQLite says
+    SQLITE_ROW ("not an error"), which is neither an expired statement nor
+    a success, so it is neither run again nor answered 01."""
+    s = make_httpd("returns-row", ONE_CONNECTION + """
+<Location /k2/notify>
+    SetHandler k2notify
+""" + AUTH + """
+    K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"
+    K2NotifyRecordQuery "SELECT %s, %s" k2_transaction_id ac_no
+</Location>
+""")
+    s.expect_error(r"\[k2notify:error\] .*outcome=error: K2NotifyRecordQuery "
+                   r"returned a row: a record statement must not return rows; "
+                   r"what it did is rolled back$")
+    s.start()
+    n = notification()
+    r = s.post(n)
+    assert (r.status_code, r.text) == (500, INTERNAL_ERROR)
+    assert "prepared again" not in s.errors_text()
+
+
+def test_largest_accepted_amount_is_held_by_the_shipped_sqlite_schema(k2):
+    n = notification(amount="999999999999999.99")
+    assert k2.post(n).text == ACCEPTED
+    assert k2.post(n).text == ACCEPTED
+    assert [r["amount"] for r in k2.rows(n["k2_transaction_id"])] == [
+        "999999999999999.99"]
+    assert [e[6] for e in wait_access(k2, n["k2_transaction_id"], n=2)] == [
+        "accepted", "duplicate"]

@@ -212,6 +212,7 @@ def test_missing_signature_answers_401_records_nothing_and_warns_without_secrets
 
 @pytest.mark.parametrize("how, detail", [
     ("one character changed", "the signature does not match"),
+    ("right but its last character", "the signature does not match"),
     ("another key", "the signature does not match"),
     ("the hex digest", "the signature has 40 characters, not 28"),
     ("base64 of the hex digest", "the signature has 56 characters, not 28"),
@@ -225,6 +226,10 @@ def test_wrong_signature_answers_401_and_the_log_holds_no_signature(make_httpd, 
     hexdigest = hmac.new(KEY, base_string(n.items()).encode(), hashlib.sha1).hexdigest()
     bad = {
         "one character changed": ("A" if good[0] != "A" else "B") + good[1:],
+        # 27 characters right: the comparison must not stop early (the
+        # 28th is base64's '=' padding, so the digest's last one)
+        "right but its last character": good[:26] + (
+            "A" if good[26] != "A" else "B") + good[27:],
         "another key": sign(n.items(), b"k2-api-key-0123456788"),
         "the hex digest": hexdigest,
         "base64 of the hex digest": base64.b64encode(hexdigest.encode()).decode(),
