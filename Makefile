@@ -21,6 +21,11 @@ HEADERS  = $(wildcard $(SRC_DIR)/*.h)
 PURE     = $(wildcard $(SRC_DIR)/k2_*.c)
 MODULE   = build/mod_k2notify.so
 
+# The version lives in one place, the first line of debian/changelog:
+# "libapache2-mod-k2notify (0.3.0) unstable; ...".  The module logs it.
+VERSION  := $(shell sed -n '1s/^[^ ]* .\([0-9A-Za-z.+~:-]*\).*/\1/p' debian/changelog)
+DEFINES  = -DK2N_VERSION=\\\"$(VERSION)\\\"
+
 .PHONY: all deps test unit integration bench run stop install clean fuzz \
 	test-asan
 
@@ -28,12 +33,13 @@ all: $(MODULE)
 
 # apxs/libtool write their objects beside the sources: build from links in
 # build/obj so that the source tree stays clean.
-$(MODULE): $(SOURCES) $(HEADERS)
+$(MODULE): $(SOURCES) $(HEADERS) debian/changelog
 	@tools/deps.sh build
 	@mkdir -p build/obj
 	@for f in $(SOURCES) $(HEADERS); do ln -sf ../../$$f build/obj/; done
 	cd build/obj && $(APXS) -c -o ../mod_k2notify.la \
-		$(addprefix -Wc$(,),$(WARN)) -ljansson -lcrypto $(notdir $(SOURCES))
+		$(addprefix -Wc$(,),$(WARN) $(DEFINES)) \
+		-ljansson -lcrypto $(notdir $(SOURCES))
 	# A new inode: a running httpd keeps mapping the old file.
 	cp build/.libs/mod_k2notify.so $@.tmp && mv -f $@.tmp $@
 
@@ -103,12 +109,12 @@ ASAN_ENV    = LD_PRELOAD=$$(gcc -print-file-name=libasan.so) \
 	ASAN_OPTIONS=log_path={logdir}/asan,detect_leaks=0,abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1,halt_on_error=0
 
-$(ASAN_MODULE): $(SOURCES) $(HEADERS)
+$(ASAN_MODULE): $(SOURCES) $(HEADERS) debian/changelog
 	@tools/deps.sh build
 	@mkdir -p build/asan/obj
 	@for f in $(SOURCES) $(HEADERS); do ln -sf ../../../$$f build/asan/obj/; done
 	cd build/asan/obj && $(APXS) -c -o ../mod_k2notify.la \
-		$(addprefix -Wc$(,),$(WARN) $(ASAN_FLAGS) -O1) \
+		$(addprefix -Wc$(,),$(WARN) $(DEFINES) $(ASAN_FLAGS) -O1) \
 		$(addprefix -Wl$(,),$(ASAN_FLAGS)) \
 		-ljansson -lcrypto $(notdir $(SOURCES))
 	cp build/asan/.libs/mod_k2notify.so $@.tmp && mv -f $@.tmp $@
