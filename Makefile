@@ -7,6 +7,7 @@
 #   make fuzz     libFuzzer on the pure parts, FUZZ_SECONDS=60 per target
 #   make test-asan  the integration tests with an ASan+UBSan module
 #   make install  copy the module into Apache's module directory
+#   make deb      build/libapache2-mod-k2notify_VERSION_ARCH.deb (debian/)
 
 APXS     ?= apxs
 CC       ?= gcc
@@ -27,7 +28,7 @@ VERSION  := $(shell sed -n '1s/^[^ ]* .\([0-9A-Za-z.+~:-]*\).*/\1/p' debian/chan
 DEFINES  = -DK2N_VERSION=\\\"$(VERSION)\\\"
 
 .PHONY: all deps test unit integration bench run stop install clean fuzz \
-	test-asan
+	test-asan deb
 
 all: $(MODULE)
 
@@ -38,7 +39,8 @@ $(MODULE): $(SOURCES) $(HEADERS) debian/changelog
 	@mkdir -p build/obj
 	@for f in $(SOURCES) $(HEADERS); do ln -sf ../../$$f build/obj/; done
 	cd build/obj && $(APXS) -c -o ../mod_k2notify.la \
-		$(addprefix -Wc$(,),$(WARN) $(DEFINES)) \
+		$(addprefix -Wc$(,),$(WARN) $(DEFINES) $(CPPFLAGS) $(CFLAGS)) \
+		$(addprefix -Wl$(,),$(LDFLAGS)) \
 		-ljansson -lcrypto $(notdir $(SOURCES))
 	# A new inode: a running httpd keeps mapping the old file.
 	cp build/.libs/mod_k2notify.so $@.tmp && mv -f $@.tmp $@
@@ -127,6 +129,28 @@ test-asan: $(ASAN_MODULE)
 
 install: $(MODULE)
 	$(APXS) -i -n k2notify $(MODULE)
+
+# The Debian package, built by dpkg-buildpackage from debian/ in a copy of
+# the tree (build/deb/src): dpkg-buildpackage writes beside the tree it
+# builds, so the checkout and its parent stay clean.  lintian then reports
+# on it: an error fails the build, the README explains each warning left.
+DEB_ARCH = $$(dpkg --print-architecture)
+DEB_NAME = libapache2-mod-k2notify_$(VERSION)_$(DEB_ARCH).deb
+DEB_SRC  = $(SOURCES) $(HEADERS) Makefile README.md tools/deps.sh \
+	$(wildcard debian/* debian/source/* conf-samples/* conf-samples/*/*/*)
+
+deb: build/deb/stamp
+
+build/deb/stamp: $(DEB_SRC)
+	@tools/deps.sh deb
+	rm -rf build/deb && mkdir -p build/deb/src
+	tar -c --exclude=./build --exclude=./.git --exclude=__pycache__ \
+		--exclude=.pytest_cache . | tar -x -C build/deb/src
+	cd build/deb/src && dpkg-buildpackage --build=binary --no-sign
+	cp build/deb/$(DEB_NAME) build/
+	lintian --fail-on error --info build/$(DEB_NAME)
+	@ls -l build/$(DEB_NAME)
+	@touch $@
 
 clean:
 	rm -rf build
