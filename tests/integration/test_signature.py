@@ -349,6 +349,7 @@ def test_good_signature_without_good_basic_is_401_from_mod_auth_basic(make_httpd
     s = signature_server(make_httpd)
     s.expect_error(r"\[auth_basic:error\].*AH01617: user k2login: authentication failure")
     s.start()
+    s.wait_log(r"resuming normal operations")     # startup lines are not ours
     n = notification()
     off = s.log_offset()
     r = s.post(signed(n), path="/k2/both", auth=auth)
