@@ -8,6 +8,8 @@
 #   make test-asan  the integration tests with an ASan+UBSan module
 #   make install  copy the module into Apache's module directory
 #   make deb      build/libapache2-mod-k2notify_VERSION_ARCH.deb (debian/)
+#   make test-system  as root: install the .deb into the system apache2 and
+#                 run it over HTTPS (restores the system's configuration)
 
 APXS     ?= apxs
 CC       ?= gcc
@@ -28,7 +30,7 @@ VERSION  := $(shell sed -n '1s/^[^ ]* .\([0-9A-Za-z.+~:-]*\).*/\1/p' debian/chan
 DEFINES  = -DK2N_VERSION=\\\"$(VERSION)\\\"
 
 .PHONY: all deps test unit integration bench run stop install clean fuzz \
-	test-asan deb
+	test-asan deb test-system
 
 all: $(MODULE)
 
@@ -148,9 +150,16 @@ build/deb/stamp: $(DEB_SRC)
 		--exclude=.pytest_cache . | tar -x -C build/deb/src
 	cd build/deb/src && dpkg-buildpackage --build=binary --no-sign
 	cp build/deb/$(DEB_NAME) build/
-	lintian --fail-on error --info build/$(DEB_NAME)
+	lintian --fail-on error build/$(DEB_NAME)
 	@ls -l build/$(DEB_NAME)
 	@touch $@
+
+# As root, on a machine whose system apache2 may be reconfigured: installs
+# the .deb, runs the HTTPS sample as the README says, purges it, and
+# restores what it changed (tests/system/test_system.py).
+test-system: deb
+	@tools/deps.sh system
+	$(PYTHON) -m pytest -q tests/system $(PYTEST_ARGS)
 
 clean:
 	rm -rf build

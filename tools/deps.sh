@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, if any are missing.
-# Usage: tools/deps.sh build|run|test|bench|fuzz|deb|all
+# Usage: tools/deps.sh build|run|test|bench|fuzz|deb|system|all
 # As root it runs apt-get itself; otherwise it prints the exact command.
 set -eu
 
@@ -10,6 +10,9 @@ test="python3 python3-pytest python3-requests python3-psycopg2 postgresql libapr
 fuzz="clang-14 libclang-rt-14-dev"
 # make deb: dpkg-buildpackage with debhelper (dh_apache2 is in apache2-dev)
 deb="dpkg-dev debhelper build-essential lintian"
+# make test-system: the .deb in the system apache2 over HTTPS (ssl-cert's
+# make-ssl-cert makes the certificate; openssl plays the TLS 1.1 client)
+system="ssl-cert openssl"
 
 case "${1:-all}" in
     build) want="$build" ;;
@@ -18,8 +21,9 @@ case "${1:-all}" in
     bench) want="$build $run $test wrk" ;;
     fuzz)  want="$build $fuzz" ;;
     deb)   want="$build $deb" ;;
-    all)   want="$build $run $test $fuzz $deb" ;;
-    *) echo "usage: $0 build|run|test|bench|fuzz|deb|all" >&2; exit 2 ;;
+    system) want="$build $run $test $deb $system" ;;
+    all)   want="$build $run $test $fuzz $deb $system" ;;
+    *) echo "usage: $0 build|run|test|bench|fuzz|deb|system|all" >&2; exit 2 ;;
 esac
 
 missing=""
