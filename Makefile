@@ -7,6 +7,9 @@
 #   make fuzz     libFuzzer on the pure parts, FUZZ_SECONDS=60 per target
 #   make test-asan  the integration tests with an ASan+UBSan module
 #   make install  copy the module into Apache's module directory
+#   make deb      build/libapache2-mod-k2notify_VERSION_ARCH.deb (debian/)
+#   make test-system  as root: install the .deb into the system apache2 and
+#                 run it over HTTPS (restores the system's configuration)
 
 APXS     ?= apxs
 CC       ?= gcc
@@ -21,19 +24,26 @@ HEADERS  = $(wildcard $(SRC_DIR)/*.h)
 PURE     = $(wildcard $(SRC_DIR)/k2_*.c)
 MODULE   = build/mod_k2notify.so
 
+# The version lives in one place, the first line of debian/changelog:
+# "libapache2-mod-k2notify (0.3.0) unstable; ...".  The module logs it.
+VERSION  := $(shell sed -n '1s/^[^ ]* .\([0-9A-Za-z.+~:-]*\).*/\1/p' debian/changelog)
+DEFINES  = -DK2N_VERSION=\\\"$(VERSION)\\\"
+
 .PHONY: all deps test unit integration bench run stop install clean fuzz \
-	test-asan
+	test-asan deb test-system
 
 all: $(MODULE)
 
 # apxs/libtool write their objects beside the sources: build from links in
 # build/obj so that the source tree stays clean.
-$(MODULE): $(SOURCES) $(HEADERS)
+$(MODULE): $(SOURCES) $(HEADERS) debian/changelog
 	@tools/deps.sh build
 	@mkdir -p build/obj
 	@for f in $(SOURCES) $(HEADERS); do ln -sf ../../$$f build/obj/; done
 	cd build/obj && $(APXS) -c -o ../mod_k2notify.la \
-		$(addprefix -Wc$(,),$(WARN)) -ljansson -lcrypto $(notdir $(SOURCES))
+		$(addprefix -Wc$(,),$(WARN) $(DEFINES) $(CPPFLAGS) $(CFLAGS)) \
+		$(addprefix -Wl$(,),$(LDFLAGS)) \
+		-ljansson -lcrypto $(notdir $(SOURCES))
 	# A new inode: a running httpd keeps mapping the old file.
 	cp build/.libs/mod_k2notify.so $@.tmp && mv -f $@.tmp $@
 
@@ -103,12 +113,12 @@ ASAN_ENV    = LD_PRELOAD=$$(gcc -print-file-name=libasan.so) \
 	ASAN_OPTIONS=log_path={logdir}/asan,detect_leaks=0,abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1,halt_on_error=0
 
-$(ASAN_MODULE): $(SOURCES) $(HEADERS)
+$(ASAN_MODULE): $(SOURCES) $(HEADERS) debian/changelog
 	@tools/deps.sh build
 	@mkdir -p build/asan/obj
 	@for f in $(SOURCES) $(HEADERS); do ln -sf ../../../$$f build/asan/obj/; done
 	cd build/asan/obj && $(APXS) -c -o ../mod_k2notify.la \
-		$(addprefix -Wc$(,),$(WARN) $(ASAN_FLAGS) -O1) \
+		$(addprefix -Wc$(,),$(WARN) $(DEFINES) $(ASAN_FLAGS) -O1) \
 		$(addprefix -Wl$(,),$(ASAN_FLAGS)) \
 		-ljansson -lcrypto $(notdir $(SOURCES))
 	cp build/asan/.libs/mod_k2notify.so $@.tmp && mv -f $@.tmp $@
@@ -121,6 +131,35 @@ test-asan: $(ASAN_MODULE)
 
 install: $(MODULE)
 	$(APXS) -i -n k2notify $(MODULE)
+
+# The Debian package, built by dpkg-buildpackage from debian/ in a copy of
+# the tree (build/deb/src): dpkg-buildpackage writes beside the tree it
+# builds, so the checkout and its parent stay clean.  lintian then reports
+# on it: an error fails the build, the README explains each warning left.
+DEB_ARCH = $$(dpkg --print-architecture)
+DEB_NAME = libapache2-mod-k2notify_$(VERSION)_$(DEB_ARCH).deb
+DEB_SRC  = $(SOURCES) $(HEADERS) Makefile README.md tools/deps.sh \
+	$(wildcard debian/* debian/source/* conf-samples/* conf-samples/*/*/*)
+
+deb: build/deb/stamp
+
+build/deb/stamp: $(DEB_SRC)
+	@tools/deps.sh deb
+	rm -rf build/deb && mkdir -p build/deb/src
+	tar -c --exclude=./build --exclude=./.git --exclude=__pycache__ \
+		--exclude=.pytest_cache . | tar -x -C build/deb/src
+	cd build/deb/src && dpkg-buildpackage --build=binary --no-sign
+	cp build/deb/$(DEB_NAME) build/
+	lintian --fail-on error build/$(DEB_NAME)
+	@ls -l build/$(DEB_NAME)
+	@touch $@
+
+# As root, on a machine whose system apache2 may be reconfigured: installs
+# the .deb, runs the HTTPS sample as the README says, purges it, and
+# restores what it changed (tests/system/test_system.py).
+test-system: deb
+	@tools/deps.sh system
+	$(PYTHON) -m pytest -q tests/system $(PYTEST_ARGS)
 
 clean:
 	rm -rf build

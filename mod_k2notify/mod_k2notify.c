@@ -618,6 +618,12 @@ static int k2n_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     int status;
 
     (void)pconf; (void)plog; (void)ptemp;
+    /* Once per start or graceful restart (not in the first of the two
+     * passes httpd makes at startup), in the error log that serves. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "mod_k2notify " K2N_VERSION " loaded");
+    }
     /* httpd reads its configuration twice at startup: warn once, in the
      * error log of the configuration that will serve. */
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {

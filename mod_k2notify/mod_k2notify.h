@@ -30,6 +30,12 @@ APLOG_USE_MODULE(k2notify);
 #define K2N_MUTEX_NAME          "k2notify-db"
 
 #define K2N_HANDLER             "k2notify"
+
+/* The release, logged at startup: the Makefile passes the version of
+ * debian/changelog's first line (-DK2N_VERSION=\"0.3.0\"). */
+#ifndef K2N_VERSION
+#define K2N_VERSION             "unknown"
+#endif
 #define K2N_DEFAULT_MAX_BODY    8192    /* the spec's body is ~330 bytes */
 #define K2N_MAX_KEY_FILE        4096    /* an API key is tens of bytes */
 

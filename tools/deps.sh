@@ -1,13 +1,18 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, if any are missing.
-# Usage: tools/deps.sh build|run|test|bench|fuzz|all
+# Usage: tools/deps.sh build|run|test|bench|fuzz|deb|system|all
 # As root it runs apt-get itself; otherwise it prints the exact command.
 set -eu
 
 build="gcc make apache2-dev libjansson-dev libssl-dev"
 run="apache2 apache2-utils libaprutil1-dbd-sqlite3 sqlite3 curl"
-test="python3 python3-pytest python3-requests python3-psycopg2 postgresql libaprutil1-dbd-pgsql"
+test="python3 python3-pytest python3-requests python3-psycopg2 postgresql libaprutil1-dbd-pgsql fail2ban"
 fuzz="clang-14 libclang-rt-14-dev"
+# make deb: dpkg-buildpackage with debhelper (dh_apache2 is in apache2-dev)
+deb="dpkg-dev debhelper build-essential lintian"
+# make test-system: the .deb in the system apache2 over HTTPS (ssl-cert's
+# make-ssl-cert makes the certificate; openssl plays the TLS 1.1 client)
+system="ssl-cert openssl"
 
 case "${1:-all}" in
     build) want="$build" ;;
@@ -15,8 +20,10 @@ case "${1:-all}" in
     test)  want="$build $run $test" ;;
     bench) want="$build $run $test wrk" ;;
     fuzz)  want="$build $fuzz" ;;
-    all)   want="$build $run $test $fuzz" ;;
-    *) echo "usage: $0 build|run|test|bench|fuzz|all" >&2; exit 2 ;;
+    deb)   want="$build $deb" ;;
+    system) want="$build $run $test $deb $system" ;;
+    all)   want="$build $run $test $fuzz $deb $system" ;;
+    *) echo "usage: $0 build|run|test|bench|fuzz|deb|system|all" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -11,14 +11,15 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
 import subprocess
 import sys
 import urllib.parse
 
 import pytest
 
-from conftest import (ACCOUNT, AUTH, HTTPD, PASSWORD, SPEC_BODY, TOP, USER,
-                      form, notification, run_user, wait_access)
+from conftest import (ACCOUNT, AUTH, HTTPD, MODULE, PASSWORD, SPEC_BODY, TOP,
+                      USER, form, notification, run_user, wait_access)
 
 ACCEPTED = '{"status":"01","description":"Accepted"}'
 UNAUTHORIZED = '{"description":"Unauthorized","reason":"missing or invalid signature"}'
@@ -353,6 +354,7 @@ def test_good_signature_without_good_basic_is_401_from_mod_auth_basic(make_httpd
     s = signature_server(make_httpd)
     s.expect_error(r"\[auth_basic:error\].*AH01617: user k2login: authentication failure")
     s.start()
+    s.wait_log(r"resuming normal operations")     # startup lines are not ours
     n = notification()
     off = s.log_offset()
     r = s.post(signed(n), path="/k2/both", auth=auth)
@@ -430,11 +432,29 @@ def test_key_file_that_is_a_directory_or_too_large_fails_configtest(make_httpd):
     assert s.configtest() == (0, "Syntax OK\n")
 
 
+def load_module_copy(server):
+    """Load a copy of the module kept in the server's own directory (under
+    /tmp, readable by every user) instead of the checkout's, for an httpd
+    that runs as another user: a checkout only root can enter (a clone in
+    /root or in a mode-0700 folder) is out of that user's reach."""
+    copy = os.path.join(server.dir, "mod_k2notify.so")
+    shutil.copy(MODULE, copy)
+    os.chmod(copy, 0o644)
+    with open(server.conf) as f:
+        conf = f.read()
+    line = f"LoadModule k2notify_module {MODULE}\n"
+    assert conf.count(line) == 1, conf
+    with open(server.conf, "w") as f:
+        f.write(conf.replace(line, f"LoadModule k2notify_module {copy}\n"))
+
+
 def test_unreadable_key_file_fails_configtest_with_the_os_error(make_httpd):
     s = make_httpd("key-unreadable", location_with_key("k2.key"))
     write_key(s, mode=0o000)
     if os.geteuid() == 0:
-        # root reads any file: read the configuration as the httpd User.
+        # root reads any file: read the configuration as the httpd User,
+        # who may not enter the checkout.
+        load_module_copy(s)
         user = run_user()
         p = subprocess.run(["setpriv", f"--reuid={user.pw_uid}",
                             f"--regid={user.pw_gid}", "--clear-groups",
