@@ -1,15 +1,19 @@
 /* k2_batch.c: the group-commit queue of k2_batch.h. */
+#include "apr_strings.h"
 #include "apr_thread_mutex.h"
 
 #include "k2_batch.h"
 
-enum { K2_BATCH_QUEUED = 0, K2_BATCH_LEADING, K2_BATCH_DONE };
+enum { K2_BATCH_QUEUED = 0, K2_BATCH_LEADING, K2_BATCH_TAKEN, K2_BATCH_DONE };
 
 struct k2_batch_t {
     apr_thread_mutex_t *mutex;
     k2_batch_commit_fn *fn;
-    k2_batch_item_t *head, *tail;       /* queued, not yet taken by a leader */
-    int leading;                        /* a leader is committing */
+    k2_batch_item_t *head, *tail;       /* queued, not yet taken */
+    int leading;                        /* a leader runs a transaction */
+    /* the leader's transaction */
+    k2_batch_item_t *taken[K2_BATCH_MAX];
+    int ntaken;
 };
 
 apr_status_t k2_batch_create(k2_batch_t **batch, k2_batch_commit_fn *fn,
@@ -27,12 +31,29 @@ apr_status_t k2_batch_create(k2_batch_t **batch, k2_batch_commit_fn *fn,
     return APR_SUCCESS;
 }
 
+k2_batch_item_t *k2_batch_next(k2_batch_t *b)
+{
+    k2_batch_item_t *it = NULL;
+
+    apr_thread_mutex_lock(b->mutex);
+    if (b->head && b->ntaken < K2_BATCH_MAX) {
+        it = b->head;
+        b->head = it->next;
+        if (!b->head) {
+            b->tail = NULL;
+        }
+        it->state = K2_BATCH_TAKEN;
+        b->taken[b->ntaken++] = it;
+    }
+    apr_thread_mutex_unlock(b->mutex);
+    return it;
+}
+
 apr_status_t k2_batch_submit(k2_batch_t *b, k2_batch_item_t *item,
                              void *leader, apr_pool_t *pool)
 {
-    k2_batch_item_t **items, *it;
     apr_status_t rv;
-    int n, i;
+    int i, n;
 
     rv = apr_thread_cond_create(&item->cond, pool);
     if (rv != APR_SUCCESS) {
@@ -51,39 +72,49 @@ apr_status_t k2_batch_submit(k2_batch_t *b, k2_batch_item_t *item,
     }
     b->tail = item;
     if (!b->leading) {
-        b->leading = 1;                 /* nobody commits: lead at once */
+        b->leading = 1;                 /* no transaction open: lead at once */
         item->state = K2_BATCH_LEADING;
     }
-    while (item->state == K2_BATCH_QUEUED) {
+    while (item->state != K2_BATCH_LEADING && item->state != K2_BATCH_DONE) {
         apr_thread_cond_wait(item->cond, b->mutex);
     }
     if (item->state == K2_BATCH_DONE) {
         apr_thread_mutex_unlock(b->mutex);
         return APR_SUCCESS;
     }
-
-    /* The leader takes everything queued, itself included. */
-    for (n = 0, it = b->head; it; it = it->next) {
-        n++;
-    }
-    items = apr_palloc(pool, sizeof(*items) * (apr_size_t)n);
-    for (i = 0, it = b->head; it; it = it->next) {
-        items[i++] = it;
-    }
-    b->head = b->tail = NULL;
+    /* Leading: this item is the head of the queue, taken first. */
+    b->ntaken = 0;
     apr_thread_mutex_unlock(b->mutex);
 
-    b->fn(leader, items, n, pool);
+    b->fn(leader, b, pool);
 
     apr_thread_mutex_lock(b->mutex);
+    n = b->ntaken;
     for (i = 0; i < n; i++) {
-        items[i]->batch_size = n;
-        items[i]->state = K2_BATCH_DONE;
-        if (items[i] != item) {
+        k2_batch_item_t *it = b->taken[i];
+
+        it->batch_size = n;
+        it->state = K2_BATCH_DONE;
+        if (it != item) {
             /* Once signalled and the mutex released, a follower returns
              * and its item (in its pool) is gone: not touched again. */
-            apr_thread_cond_signal(items[i]->cond);
+            apr_thread_cond_signal(it->cond);
         }
+    }
+    b->ntaken = 0;
+    if (item->state != K2_BATCH_DONE) {
+        /* The commit function never took the leader's own item (still the
+         * head of the queue): it has no result; say so rather than leave it
+         * queued. */
+        b->head = item->next;
+        if (!b->head) {
+            b->tail = NULL;
+        }
+        item->state = K2_BATCH_DONE;
+        item->status = -1;
+        apr_cpystrn(item->err, "the transaction ended before this "
+                    "notification was run", sizeof(item->err));
+        item->batch_size = 0;
     }
     if (b->head) {
         b->head->state = K2_BATCH_LEADING;      /* hand over */

@@ -1,17 +1,19 @@
 /* k2_batch.h: group commit, a leader/follower queue over APR threads.
  *
- * A thread that has a statement to commit submits it.  If no commit is
- * running, it becomes the leader at once and commits its own item alone: no
- * timer, no added wait.  Items submitted while a commit runs queue up; when
- * that commit ends, the first of them becomes the next leader and commits
- * every item that queued meanwhile in one transaction (one fsync), then
- * wakes the others.  As in PostgreSQL's WAL flush or MySQL's binlog group
- * commit, a batch is whatever arrived during the previous commit.
+ * A thread that has a statement to commit submits it.  If no transaction is
+ * open, it becomes the leader at once: no timer, no added wait.  The leader
+ * opens a transaction and runs the queued items one by one, its own first;
+ * items submitted while it runs them join the same transaction, until the
+ * queue is empty (or K2_BATCH_MAX items ran); then it commits, once, and
+ * wakes them.  Items submitted while the commit runs wait for it to end;
+ * the first of them becomes the next leader.  As in PostgreSQL's WAL flush
+ * or MySQL's binlog group commit, a batch is whatever arrived before the
+ * commit began, and a lone item is committed alone at once.
  *
  * The queue knows nothing of databases: the commit function, given the
- * leader's context (its connection) and the batch, runs the transaction and
- * sets every item's result.  The function never runs twice at once on one
- * queue.
+ * leader's context (its connection), opens the transaction, takes the items
+ * with k2_batch_next(), runs them, commits, and sets every item's result.
+ * It never runs twice at once on one queue.
  */
 #ifndef K2_BATCH_H
 #define K2_BATCH_H
@@ -20,6 +22,7 @@
 #include "apr_thread_cond.h"
 
 #define K2_BATCH_ERR_SIZE 512
+#define K2_BATCH_MAX 256                /* items in one transaction at most */
 
 typedef struct k2_batch_item_t k2_batch_item_t;
 struct k2_batch_item_t {
@@ -37,15 +40,15 @@ struct k2_batch_item_t {
     int state;
 };
 
-/* Run items[0..n) as one transaction and set each one's status, nrows and
- * err.  leader is the context the leader passed to k2_batch_submit; pool is
- * the leader's. */
-typedef void k2_batch_commit_fn(void *leader, k2_batch_item_t **items, int n,
-                                apr_pool_t *pool);
-
 typedef struct k2_batch_t k2_batch_t;
 
-/* A queue whose batches fn commits; allocated in pool (a child's). */
+/* Run one transaction: take its items with k2_batch_next() until it gives
+ * NULL, and set each one's status, nrows and err.  leader is the context
+ * the leader passed to k2_batch_submit; pool is the leader's. */
+typedef void k2_batch_commit_fn(void *leader, k2_batch_t *batch,
+                                apr_pool_t *pool);
+
+/* A queue whose transactions fn runs; allocated in pool (a child's). */
 apr_status_t k2_batch_create(k2_batch_t **batch, k2_batch_commit_fn *fn,
                              apr_pool_t *pool);
 
@@ -55,5 +58,9 @@ apr_status_t k2_batch_create(k2_batch_t **batch, k2_batch_commit_fn *fn,
  * thread's (a request's), which must live until the call returns. */
 apr_status_t k2_batch_submit(k2_batch_t *batch, k2_batch_item_t *item,
                              void *leader, apr_pool_t *pool);
+
+/* For the commit function only: the next queued item of the transaction,
+ * or NULL when none is queued or K2_BATCH_MAX items were taken. */
+k2_batch_item_t *k2_batch_next(k2_batch_t *batch);
 
 #endif /* K2_BATCH_H */

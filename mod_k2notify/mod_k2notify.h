@@ -106,6 +106,8 @@ const apr_array_header_t *k2n_config_statements(void);
 
 /* mod_dbd's functions, found when the first statement is configured. */
 extern APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *k2n_dbd_acquire;
+extern APR_OPTIONAL_FN_TYPE(ap_dbd_open) *k2n_dbd_open;
+extern APR_OPTIONAL_FN_TYPE(ap_dbd_close) *k2n_dbd_close;
 
 extern module AP_MODULE_DECLARE_DATA k2notify_module;
 

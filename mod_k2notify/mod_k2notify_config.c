@@ -12,6 +12,8 @@
 #include "k2_sql.h"
 
 APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *k2n_dbd_acquire = NULL;
+APR_OPTIONAL_FN_TYPE(ap_dbd_open) *k2n_dbd_open = NULL;
+APR_OPTIONAL_FN_TYPE(ap_dbd_close) *k2n_dbd_close = NULL;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *k2n_dbd_prepare = NULL;
 
 static const char *const k2n_default_currencies[] = { "KES", NULL };
@@ -121,7 +123,10 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
     if (!k2n_dbd_prepare) {
         k2n_dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
         k2n_dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
-        if (!k2n_dbd_prepare || !k2n_dbd_acquire) {
+        k2n_dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+        k2n_dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+        if (!k2n_dbd_prepare || !k2n_dbd_acquire || !k2n_dbd_open
+            || !k2n_dbd_close) {
             return apr_psprintf(cmd->pool, "%s: mod_dbd is not loaded: add "
                                 "'LoadModule dbd_module .../mod_dbd.so' before "
                                 "this directive", name);

@@ -458,31 +458,53 @@ static int k2n_begin(k2n_db_t *db, int locked, apr_time_t since,
     return rv;
 }
 
-/* k2_batch's commit function, and the whole write of a lone notification:
- * items[0..n) in one transaction on the leader's connection. */
-static void k2n_sqlite_commit(void *leader, k2_batch_item_t **items, int n,
-                              apr_pool_t *pool)
+/* Where a transaction takes its notifications from: the group-commit queue,
+ * or the lone notification of a request (prefork, K2NotifyGroupCommit Off). */
+typedef struct {
+    k2_batch_t *batch;
+    k2_batch_item_t *single;
+} k2n_source_t;
+
+static k2_batch_item_t *k2n_take(k2n_source_t *src)
 {
-    k2n_db_t *db = leader;
-    const char *failure = NULL;
-    apr_time_t since = APR_INT64_MAX;
-    int i, rv, locked;
+    k2_batch_item_t *it = src->single;
 
-    (void)pool;
-    for (i = 0; i < n; i++) {
-        const k2n_write_t *w = items[i]->data;
-
-        items[i]->status = 1;           /* not run (yet) */
-        since = w->since < since ? w->since : since;
+    if (src->batch) {
+        return k2_batch_next(src->batch);
     }
+    src->single = NULL;
+    return it;
+}
+
+/* One transaction on the leader's connection: every notification the
+ * source gives while it runs, then one COMMIT.  The first notification
+ * taken is the oldest one waiting (the queue is in order). */
+static void k2n_sqlite_transaction(k2n_db_t *db, k2n_source_t *src)
+{
+    k2_batch_item_t *items[K2_BATCH_MAX], *it;
+    const char *failure = NULL;
+    int i, n = 0, rv, locked;
+
+    if (!(it = k2n_take(src))) {
+        return;
+    }
+    it->status = 1;                     /* not run (yet) */
+    items[n++] = it;
     locked = k2n_lock(db);
-    if (k2n_begin(db, locked, since, &failure) == 0) {
-        for (i = 0; i < n && !failure; i++) {
-            if (k2n_sqlite_run_one(db, items[i]) != 0) {
+    if (k2n_begin(db, locked, ((const k2n_write_t *)it->data)->since,
+                  &failure) == 0) {
+        for (;;) {
+            if (k2n_sqlite_run_one(db, it) != 0) {
                 failure = "the transaction was rolled back by a statement of "
                           "another notification of its batch";
                 k2n_exec(db, "ROLLBACK");
+                break;
             }
+            if (n == K2_BATCH_MAX || !(it = k2n_take(src))) {
+                break;
+            }
+            it->status = 1;
+            items[n++] = it;
         }
         if (!failure && (rv = k2n_exec(db, "COMMIT")) != 0) {
             failure = apr_psprintf(db->r->pool, "COMMIT failed (%d): %s", rv,
@@ -490,12 +512,19 @@ static void k2n_sqlite_commit(void *leader, k2_batch_item_t **items, int n,
             k2n_exec(db, "ROLLBACK");
         }
     }
+    else {
+        /* Those waiting now waited through this failure: they fail with it
+         * rather than wait for the same lock in turn. */
+        while (n < K2_BATCH_MAX && (it = k2n_take(src))) {
+            items[n++] = it;
+        }
+    }
     if (locked) {
         apr_global_mutex_unlock(k2n_db_mutex);
     }
     for (i = 0; failure && i < n; i++) {
         if (items[i]->status != -1) {
-            /* nothing of this batch is on disk */
+            /* nothing of this transaction is on disk */
             items[i]->status = -1;
             apr_cpystrn(items[i]->err, failure, sizeof(items[i]->err));
         }
@@ -503,6 +532,17 @@ static void k2n_sqlite_commit(void *leader, k2_batch_item_t **items, int n,
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, db->r, "transaction of %d "
                   "notification%s %s", n, n == 1 ? "" : "s",
                   failure ? "failed" : "committed");
+}
+
+/* k2_batch's commit function. */
+static void k2n_sqlite_commit(void *leader, k2_batch_t *batch, apr_pool_t *pool)
+{
+    k2n_source_t src;
+
+    (void)pool;
+    src.batch = batch;
+    src.single = NULL;
+    k2n_sqlite_transaction(leader, &src);
 }
 
 static apr_status_t k2n_sqlite_record(k2n_db_t *db, const k2n_stmt_t *st,
@@ -530,10 +570,11 @@ static apr_status_t k2n_sqlite_record(k2n_db_t *db, const k2n_stmt_t *st,
         }
     }
     else {
-        k2_batch_item_t *items[1];
+        k2n_source_t src;
 
-        items[0] = &item;
-        k2n_sqlite_commit(db, items, 1, db->r->pool);
+        src.batch = NULL;
+        src.single = &item;
+        k2n_sqlite_transaction(db, &src);
         item.batch_size = 1;
     }
     db->batch_size = item.batch_size;
@@ -547,11 +588,58 @@ static apr_status_t k2n_sqlite_record(k2n_db_t *db, const k2n_stmt_t *st,
 
 /* -- the calls of the handler -------------------------------------------- */
 
+/* A connection taken with ap_dbd_open() goes back to mod_dbd's pool with
+ * the request. */
+typedef struct {
+    server_rec *s;
+    ap_dbd_t *dbd;
+} k2n_opened_t;
+
+static apr_status_t k2n_db_release(void *data)
+{
+    k2n_opened_t *o = data;
+
+    k2n_dbd_close(o->s, o->dbd);
+    return APR_SUCCESS;
+}
+
+/* mod_dbd opens a connection, and prepares every statement on it, when a
+ * child starts and when its pool grows.  SQLite refuses that with "database
+ * is locked" while another process sets up the database's WAL index (the
+ * first to open it after the last one closed it: on every graceful restart
+ * of a prefork server, five new children at once), and mod_dbd then gives
+ * the request no connection.  A failure that came fast is tried again, a
+ * few times, a few ms apart; one that took long (a database server that
+ * does not answer) is not. */
+#define K2N_OPEN_TRIES 4
+#define K2N_OPEN_FAST apr_time_from_msec(100)
+
 int k2n_db_open(k2n_db_t *db, request_rec *r)
 {
+    apr_time_t t0 = apr_time_now();
+    int tries = 1;
+
     memset(db, 0, sizeof(*db));
     db->r = r;
     db->dbd = k2n_dbd_acquire ? k2n_dbd_acquire(r) : NULL;
+    while (!db->dbd && k2n_dbd_open && tries < K2N_OPEN_TRIES
+           && apr_time_now() - t0 < K2N_OPEN_FAST) {
+        apr_sleep(apr_time_from_msec(10) << tries);     /* 20, 40, 80 ms */
+        t0 = apr_time_now();
+        tries++;
+        if ((db->dbd = k2n_dbd_open(r->pool, r->server)) != NULL) {
+            k2n_opened_t *o = apr_palloc(r->pool, sizeof(*o));
+
+            o->s = r->server;
+            o->dbd = db->dbd;
+            apr_pool_cleanup_register(r->pool, o, k2n_db_release,
+                                      apr_pool_cleanup_null);
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "a database "
+                          "connection at the %d%s attempt (mod_dbd's error about "
+                          "the first is logged above)", tries,
+                          tries == 2 ? "nd" : tries == 3 ? "rd" : "th");
+        }
+    }
     if (!db->dbd) {
         db->err = "no database connection (mod_dbd's own error is logged above)";
         return 0;

@@ -72,6 +72,28 @@ AUTH = """
     Require valid-user
 """
 
+# Debian's stock MPM settings (/etc/apache2/mods-available/mpm_*.conf): two
+# event children of 25 threads, or five prefork children (what Debian
+# switches to as soon as libapache2-mod-php is installed).  (mpm, lines)
+STOCK_LAYOUTS = {
+    "stock-event": ("event", """
+StartServers            2
+MinSpareThreads         25
+MaxSpareThreads         75
+ThreadLimit             64
+ThreadsPerChild         25
+MaxRequestWorkers       150
+MaxConnectionsPerChild  0
+"""),
+    "stock-prefork": ("prefork", """
+StartServers            5
+MinSpareServers         5
+MaxSpareServers         10
+MaxRequestWorkers       150
+MaxConnectionsPerChild  0
+"""),
+}
+
 MODULES = ["mpm_{mpm}", "authn_core", "authn_file", "authz_core", "authz_user",
            "auth_basic", "dbd"]
 
@@ -88,6 +110,12 @@ CHILD_INIT_LOCKED = [
     r"\[dbd:error\] \[pid (\d+):tid \1\] .*AH00633: failed to initialise$",
     r"\[dbd:crit\] \[pid (\d+):tid \1\] .*AH00636: child init failed!$",
 ]
+
+DBD_SETUP_LOCKED = re.compile(
+    r"\[dbd:error\] \[pid (\d+):tid (\d+)\] .*(AH00632: failed to prepare SQL "
+    r"statements: database is locked|AH00633: failed to initialise)$")
+RETRIED_OPEN = re.compile(r"\[k2notify:warn\] \[pid (\d+):tid (\d+)\] .* a database "
+                          r"connection at the \d+\w\w attempt")
 
 # Lines that mean trouble unless the test declared them (expect_error).
 ALWAYS_BAD = re.compile(r"Segmentation fault|exit signal|AddressSanitizer|"
@@ -381,7 +409,15 @@ CustomLog "{self.access_log}" k2
 
     def unexpected_errors(self):
         bad = self.sanitizer_reports()
-        for line in self.errors_text().splitlines():
+        text = self.errors_text()
+        # mod_dbd's failure to set up a connection, at a request whose thread
+        # then got one at a later attempt (the module's warning says so):
+        # SQLite's WAL index being set up by another process, not an error.
+        retried = set(RETRIED_OPEN.findall(text))
+        for line in text.splitlines():
+            m = DBD_SETUP_LOCKED.search(line)
+            if m and m.group(1, 2) in retried:
+                continue
             expected = any(p.search(line) for p in self.expected_errors)
             if CRASH.search(line) or (not expected and (
                     ALWAYS_BAD.search(line) or ":error]" in line)):

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import (ACCOUNT, CONTRACT_LOCATION, PASSWORD, SPEC_BODY, USER,
-                      form, notification)
+from conftest import (ACCOUNT, CONTRACT_LOCATION, PASSWORD, SPEC_BODY,
+                      STOCK_LAYOUTS, USER, form, notification)
 
 ACCEPTED = '{"status":"01","description":"Accepted"}'
 
@@ -103,8 +103,14 @@ def assert_each_recorded_once_and_answered_01(server, sent, replies, extra=0):
     return info
 
 
-def test_300_concurrent_notifications_each_sent_twice_record_exactly_300(make_httpd):
-    server = make_httpd("concurrent-300", CONTRACT_LOCATION).start()
+@pytest.mark.parametrize("layout", ["default", *STOCK_LAYOUTS])
+def test_300_concurrent_notifications_each_sent_twice_record_exactly_300(make_httpd, layout):
+    """In every process layout: no 500, no "database is locked" (the
+    module's writers take the k2notify-db lock instead of meeting each
+    other's SQLITE_BUSY), 01 for every copy and one row per payment."""
+    mpm, lines = STOCK_LAYOUTS.get(layout, ("event", ""))
+    server = make_httpd(f"concurrent-300-{layout}", lines + CONTRACT_LOCATION,
+                        mpm=mpm).start()
     sent = notifications(300)
     # Both copies of a notification side by side: they race each other.
     bodies = [form(n) for n in sent for _ in (0, 1)]

@@ -35,6 +35,7 @@ static struct {
     int max_batch;
     int leader_not_in_batch;            /* a leader whose item was not in it */
     apr_interval_time_t sleep;          /* the fake fsync */
+    apr_interval_time_t run_sleep;      /* the fake statement */
 } seen;
 
 static void reset_seen(apr_interval_time_t sleep)
@@ -43,37 +44,42 @@ static void reset_seen(apr_interval_time_t sleep)
     seen.sleep = sleep;
 }
 
-/* The leader's own item is in its batch; its thread number is the item's
- * id / 1000 in the threaded tests. */
-static void fake_commit(void *leader, k2_batch_item_t **items, int n,
-                        apr_pool_t *pool)
+/* The fake transaction: takes every item queued (some join while it runs:
+ * each takes run_sleep), then "commits" (commit_sleep, the fsync).  The
+ * leader's own item is in its batch; its thread number is the item's id /
+ * 1000 in the threaded tests. */
+static void fake_commit(void *leader, k2_batch_t *b, apr_pool_t *pool)
 {
     const fake_leader_t *l = leader;
-    int i, fail_commit = 0, own = 0;
+    k2_batch_item_t *items[K2_BATCH_MAX + 1], *it;
+    int i, n = 0, fail_commit = 0, own = 0;
 
     (void)pool;
     if (apr_atomic_inc32(&seen.running) != 0) {
         apr_atomic_inc32(&seen.overlap);
     }
     seen.commits++;
-    if (n > seen.max_batch) {
-        seen.max_batch = n;
-    }
-    for (i = 0; i < n; i++) {
-        const fake_stmt_t *st = items[i]->data;
+    while ((it = k2_batch_next(b)) != NULL) {
+        const fake_stmt_t *st = it->data;
 
+        items[n++] = it;
         seen.committed[st->id]++;
         own |= st->id / 1000 == l->thread;
         fail_commit |= st->fail_commit;
         if (st->fail) {
-            items[i]->status = -1;
-            snprintf(items[i]->err, sizeof(items[i]->err), "statement %d failed",
-                     st->id);
+            it->status = -1;
+            snprintf(it->err, sizeof(it->err), "statement %d failed", st->id);
         }
         else {
-            items[i]->status = 0;
-            items[i]->nrows = st->id;   /* each item its own answer */
+            it->status = 0;
+            it->nrows = st->id;         /* each item its own answer */
         }
+        if (seen.run_sleep) {
+            apr_sleep(seen.run_sleep);
+        }
+    }
+    if (n > seen.max_batch) {
+        seen.max_batch = n;
     }
     if (!own) {
         seen.leader_not_in_batch++;
@@ -88,6 +94,14 @@ static void fake_commit(void *leader, k2_batch_item_t **items, int n,
         }
     }
     apr_atomic_dec32(&seen.running);
+}
+
+/* A commit function that takes nothing: the leader's item must still get
+ * an answer. */
+static void empty_commit(void *leader, k2_batch_t *b, apr_pool_t *pool)
+{
+    (void)leader; (void)b; (void)pool;
+    seen.commits++;
 }
 
 static apr_pool_t *test_pool(void)
@@ -128,6 +142,27 @@ static void test_batch_lone_item_commits_at_once_alone(void)
     CHECK_INT(k2_batch_submit(b, &item, &l, p), APR_SUCCESS);
     CHECK_INT(item.nrows, 8);
     CHECK_INT(item.batch_size, 1);
+    CHECK_INT(seen.commits, 2);
+    apr_pool_destroy(p);
+}
+
+static void test_batch_leader_item_not_taken_gets_an_error_not_a_hang(void)
+{
+    apr_pool_t *p = test_pool();
+    k2_batch_t *b;
+    fake_stmt_t st = { 7, 0, 0 };
+    fake_leader_t l = { 0 };
+    k2_batch_item_t item;
+
+    reset_seen(0);
+    CHECK_INT(k2_batch_create(&b, empty_commit, p), APR_SUCCESS);
+    memset(&item, 0, sizeof(item));
+    item.data = &st;
+    CHECK_INT(k2_batch_submit(b, &item, &l, p), APR_SUCCESS);
+    CHECK_INT(item.status, -1);
+    CHECK(strstr(item.err, "ended before") != NULL);
+    /* the queue is usable again */
+    CHECK_INT(k2_batch_submit(b, &item, &l, p), APR_SUCCESS);
     CHECK_INT(seen.commits, 2);
     apr_pool_destroy(p);
 }
@@ -180,8 +215,9 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *t, void *data)
     return NULL;
 }
 
-static void run_workers(worker_t *w, apr_interval_time_t sleep, int fail_every,
-                        int fail_commit_thread)
+static void run_workers_(worker_t *w, apr_interval_time_t sleep,
+                         apr_interval_time_t run_sleep, int fail_every,
+                         int fail_commit_thread)
 {
     apr_pool_t *p = test_pool();
     apr_thread_t *threads[NTHREADS];
@@ -190,6 +226,7 @@ static void run_workers(worker_t *w, apr_interval_time_t sleep, int fail_every,
     int i;
 
     reset_seen(sleep);
+    seen.run_sleep = run_sleep;
     alarm(60);                          /* a lost wake-up hangs: fail instead */
     CHECK_INT(k2_batch_create(&b, fake_commit, p), APR_SUCCESS);
     for (i = 0; i < NTHREADS; i++) {
@@ -206,6 +243,12 @@ static void run_workers(worker_t *w, apr_interval_time_t sleep, int fail_every,
     }
     alarm(0);
     apr_pool_destroy(p);
+}
+
+static void run_workers(worker_t *w, apr_interval_time_t sleep, int fail_every,
+                        int fail_commit_thread)
+{
+    run_workers_(w, sleep, 0, fail_every, fail_commit_thread);
 }
 
 static void test_batch_every_item_is_committed_exactly_once_with_its_own_result(void)
@@ -241,6 +284,17 @@ static void test_batch_items_queued_during_a_commit_share_the_next_one(void)
      * queue, so far fewer commits than items. */
     run_workers(w, 5000, 0, -1);
     CHECK(seen.max_batch > 1);
+    CHECK(seen.commits < NTHREADS * PER_THREAD / 2);
+}
+
+static void test_batch_items_queued_while_statements_run_join_the_open_transaction(void)
+{
+    static worker_t w[NTHREADS];
+
+    /* No commit delay at all, but each statement takes 1 ms: whoever
+     * queues meanwhile is run in the same transaction. */
+    run_workers_(w, 0, 1000, 0, -1);
+    CHECK(seen.max_batch > 2);
     CHECK(seen.commits < NTHREADS * PER_THREAD / 2);
 }
 
@@ -299,9 +353,11 @@ static void test_batch_failed_commit_fails_every_item_of_its_batch_only(void)
 
 UNIT_SUITE(batch,
     T(test_batch_lone_item_commits_at_once_alone),
+    T(test_batch_leader_item_not_taken_gets_an_error_not_a_hang),
     T(test_batch_every_item_is_committed_exactly_once_with_its_own_result),
     T(test_batch_commits_never_overlap),
     T(test_batch_items_queued_during_a_commit_share_the_next_one),
+    T(test_batch_items_queued_while_statements_run_join_the_open_transaction),
     T(test_batch_leader_commits_its_own_item_in_its_batch),
     T(test_batch_reports_the_size_of_the_transaction_to_every_item),
     T(test_batch_failing_statement_fails_that_item_alone),
