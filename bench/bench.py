@@ -8,9 +8,14 @@ one table: req/s, p50/p99 latency, non-2xx, and the ratio to the baseline
 durable-commit ceiling of the database's disk, and the RSS of each httpd
 child before and after a long keep-alive run.
 
+The cost of the server-status counters: the duplicate path again, right
+after its own row, on a twin server that loads mod_status (ExtendedStatus
+Off), whose counters must then equal its access log.
+
 Hard failures (exit 1): a notification lost or recorded twice (rows recorded
 must equal the 01 replies), any non-2xx or socket error, RSS growth over the
-limit.  The targets of issue 4 are reported as met or missed.
+limit, server-status counters that differ from the access log.  The
+targets of issue 4 are reported as met or missed.
 
 Environment: BENCH_SECONDS (per scenario, default 5), BENCH_CONNECTIONS
 (default 16), BENCH_MEMORY_REQUESTS (default 200000).
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,12 +107,26 @@ DocumentRoot "{{dir}}/htdocs"
     return conf
 
 
-def server(name, record, **kw):
-    mods = MODULES + ["alias"]
+# The server-status counters' scenario: mod_status loaded (so every
+# notification is counted in shared memory) with ExtendedStatus Off (its own
+# per-request bookkeeping, which mod_status turns on by default, is not what
+# is measured).
+STATUS = """
+ExtendedStatus Off
+<Location /server-status>
+    SetHandler server-status
+    Require local
+</Location>
+"""
+
+
+def server(name, record, status=False, **kw):
+    mods = MODULES + ["alias"] + (["status", "authz_host"] if status else [])
     # synchronous=FULL: in WAL mode NORMAL skips the fsync of each commit, so
     # a power cut could lose a payment already answered 01.
     extra = "" if kw.get("pgsql") else 'DBDInitSQL "PRAGMA synchronous = FULL"\n'
-    s = Httpd(name, locations(record), modules=mods, dbd_extra=extra,
+    s = Httpd(name, locations(record) + (STATUS if status else ""),
+              modules=mods, dbd_extra=extra,
               loglevel=os.environ.get("BENCH_LOGLEVEL", "warn"), **kw)
     os.makedirs(os.path.join(s.dir, "htdocs", "static"))
     with open(os.path.join(s.dir, "htdocs", "static", "reply.json"), "w") as f:
@@ -162,15 +182,17 @@ def main():
     failures = []
     run = uuid.uuid4().hex[:8]
     sq = server("bench-sqlite", RECORD)
+    sqs = server("bench-sqlite-status", RECORD, status=True)
     pg = Postgres("bench-pg")
     pg.execute("INSERT INTO accounts (ac_no) VALUES (%s)", ACCOUNT, user="k2notify")
     pgs = server("bench-pgsql", RECORD_PG, pgsql=pg)
     rows = []
     try:
         sq.start()
+        sqs.start()
         pgs.start()
         # Warm up: caches, pools.
-        for s in (sq, pgs):
+        for s in (sq, pgs, sqs):
             wrk(s.base + "/k2/notify", "distinct", f"warm-{run}", seconds=1)
 
         scenarios = [
@@ -182,6 +204,9 @@ def main():
             ("full path, PostgreSQL", pgs, "/k2/notify", "distinct", "record"),
             ("duplicates: one notification again", sq, "/k2/notify", "same",
              "dup"),
+            # Right after the row above, on a twin server: the counters' cost.
+            ("duplicates, server-status counters on", sqs, "/k2/notify",
+             "same", "dup"),
         ] + [(f"auth only: static, {label}", sq, loc + "/reply.json", "same",
               None) for label, _, loc in HASHES]
         results = []
@@ -218,6 +243,14 @@ def main():
                   f"{r['p99_us'] / 1000:7.2f} {r['non2xx']:7d} "
                   f"{str(r.get('rows', '-')):>7} {r['rps'] / base:7.2f}")
         full = results[2][1]
+        dup, counted = results[4][1], results[5][1]
+        print(f"\nserver-status counters (mod_status loaded, ExtendedStatus "
+              f"Off): duplicates {counted['rps'] / dup['rps']:.2f} x without, "
+              f"p50 {counted['p50_us'] / 1000:.2f} ms vs "
+              f"{dup['p50_us'] / 1000:.2f} ms")
+        problem = counters_match_access_log(sqs)
+        if problem:
+            failures.append(f"server-status counters: {problem}")
         print(f"\ndurable-commit ceiling of the SQLite disk: {sq_commit:.0f} "
               f"fdatasync'd appends/s (before the SQLite run {ceiling[0]:.0f}, "
               f"after {ceiling[1]:.0f}); SQLite full path = "
@@ -264,12 +297,12 @@ def main():
         print("\ntargets:")
         for name, ok, value in targets:
             print(f"  {'met   ' if ok else 'MISSED'} {name}: {value}")
-        for s in (sq, pgs):
+        for s in (sq, pgs, sqs):
             bad = s.unexpected_errors()
             if bad:
                 failures.append(f"{s.name}: error log:\n" + "\n".join(bad[:5]))
     finally:
-        for s in (sq, pgs):
+        for s in (sq, pgs, sqs):
             s.stop()
             s.cleanup()
         pg.cleanup()
@@ -320,6 +353,33 @@ def exactly_once(s, prefix, r, dup=False):
     if rows != accepted:
         return (f"{len(accepted - rows)} answered 01 but not recorded, "
                 f"{len(rows - accepted)} recorded but not answered accepted")
+    return None
+
+
+def counters_match_access_log(s):
+    """The server-status totals must equal the outcomes of the access log
+    (every notification of the server, warm-up included).  A problem, or
+    None."""
+    deadline, last = time.time() + 10, None
+    while time.time() < deadline:          # the log is written after replies
+        now = len(s.access_lines())
+        if now == last:
+            break
+        last = now
+        time.sleep(0.3)
+    logged = collections.Counter()
+    for line in s.access_lines():
+        outcome = line.split(" ", 1)[1].split("|")[5]
+        if outcome not in ("", "-"):
+            logged[outcome] += 1
+    with urllib.request.urlopen(s.base + "/server-status?auto", timeout=10) as f:
+        auto = dict(l.split(": ", 1) for l in f.read().decode().splitlines()
+                    if ": " in l)
+    counted = {o: int(auto["K2Notify" + o.title().replace("_", "")])
+               for o in ("accepted", "duplicate")}
+    if counted != {o: logged[o] for o in counted} or sum(logged.values()) != sum(
+            counted.values()):
+        return f"counted {counted}, the access log says {dict(logged)}"
     return None
 
 

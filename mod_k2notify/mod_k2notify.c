@@ -99,6 +99,7 @@ static void k2n_conclude(k2n_request_t *q, k2n_outcome_e outcome,
     }
     apr_table_setn(r->subprocess_env, "K2_STATUS", status ? status : "");
     apr_table_setn(r->subprocess_env, "K2_OUTCOME", k2n_outcome_names[outcome]);
+    k2n_status_count(r, outcome);
 
     if (outcome == K2N_ERROR || outcome == K2N_CONFLICT) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -649,6 +650,7 @@ static void k2n_register_hooks(apr_pool_t *p)
     ap_hook_post_config(k2n_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(k2n_handler, NULL, NULL, APR_HOOK_MIDDLE);
     k2n_dbd_register_hooks(p);
+    k2n_status_register_hooks(p);
 }
 
 /* APLOG_USE_MODULE(k2notify) is in mod_k2notify.h, so AP_DECLARE_MODULE's

@@ -85,6 +85,9 @@ typedef struct {
     int require_user;                   /* K2NotifyRequireUser, -1 unset */
     apr_off_t max_body;                 /* K2NotifyMaxBody, -1 unset */
     const k2n_key_t *key;               /* K2NotifySignatureKeyFile, NULL unset */
+    int handler;                        /* this section's own SetHandler: 1
+                                         * k2notify, 0 another, -1 unset */
+    int status_slot;                    /* its server-status row, -1 none */
 } k2n_dir_conf;
 
 /* Per-server configuration. */
@@ -116,6 +119,15 @@ extern module AP_MODULE_DECLARE_DATA k2notify_module;
  * are logged once the error log is open. */
 void k2n_config_forget(void);
 void k2n_config_log_warnings(void);
+
+/* The server-status section (mod_k2notify_status.c). */
+void k2n_status_register_hooks(apr_pool_t *p);
+/* Count the outcome of a notification in its location's row. */
+void k2n_status_count(request_rec *r, k2n_outcome_e outcome);
+/* SetHandler, seen before core's own handler reads it (DECLINE_CMD): which
+ * sections have a row. */
+const char *k2n_status_note_handler(cmd_parms *cmd, void *dconf,
+                                    const char *args);
 
 /* Effective values of a merged configuration. */
 const char *const *k2n_conf_currencies(const k2n_dir_conf *conf);

@@ -41,6 +41,8 @@ void *k2n_create_dir_conf(apr_pool_t *p, char *dir)
     conf->require_user = -1;
     conf->max_body = -1;
     conf->key = NULL;
+    conf->handler = -1;
+    conf->status_slot = -1;
     return conf;
 }
 
@@ -59,6 +61,9 @@ void *k2n_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
                                                  : base->require_user;
     conf->max_body = add->max_body != -1 ? add->max_body : base->max_body;
     conf->key = add->key ? add->key : base->key;
+    conf->handler = add->handler != -1 ? add->handler : base->handler;
+    conf->status_slot = add->status_slot >= 0 ? add->status_slot
+                                              : base->status_slot;
     return conf;
 }
 
@@ -413,5 +418,8 @@ const command_rec k2n_cmds[] = {
     AP_INIT_FLAG(K2N_DIR_GROUP_COMMIT, k2n_set_group_commit, NULL, RSRC_CONF,
                  "On (default with SQLite and a threaded MPM): notifications "
                  "that queue while a commit runs share the next one"),
+    /* core's directive, read too (mod_k2notify_status.c) */
+    AP_INIT_RAW_ARGS("SetHandler", k2n_status_note_handler, NULL, OR_FILEINFO,
+                     "a handler name that overrides any other configured handler"),
     { NULL, { NULL }, NULL, 0, NO_ARGS, NULL }
 };

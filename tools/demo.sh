@@ -58,8 +58,10 @@ LoadModule authn_core_module $mods/mod_authn_core.so
 LoadModule authn_file_module $mods/mod_authn_file.so
 LoadModule authz_core_module $mods/mod_authz_core.so
 LoadModule authz_user_module $mods/mod_authz_user.so
+LoadModule authz_host_module $mods/mod_authz_host.so
 LoadModule auth_basic_module $mods/mod_auth_basic.so
 LoadModule dbd_module $mods/mod_dbd.so
+LoadModule status_module $mods/mod_status.so
 LoadModule k2notify_module $top/build/mod_k2notify.so
 
 DBDriver sqlite3
@@ -79,6 +81,12 @@ CustomLog "$dir/access.log" k2notify
     K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency, transaction_timestamp, remote_user) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency transaction_timestamp remote_user
     K2NotifyCurrencies KES
     K2NotifyBillerNumbers 888555
+</Location>
+
+# server-status, with the "K2 notifications" section: this machine only.
+<Location /server-status>
+    SetHandler server-status
+    Require local
 </Location>
 CONF
 
@@ -104,6 +112,10 @@ mod_k2notify demo running on http://127.0.0.1:$port/k2/notify
 Send the spec's example notification (answers {"status":"01",...}):
 
 curl -d "k2_account_id=12&k2_transaction_id=15&mm_system_id=M-PESA&mp_transaction_id=54445&biller_number=888555&transaction_date=26%2F4%2F11&transaction_time=1%3A03%20PM&transaction_type=Paybill&ac_no=A123333&sender=0723456789&first_name=John&last_name=Doe&middle_name=K.&amount=1500&currency=KES" $url
+
+Then see it counted (K2 notifications, at the end of the page):
+
+http://127.0.0.1:$port/server-status        (curl -s http://127.0.0.1:$port/server-status?auto | grep ^K2Notify)
 
 See what was recorded:  sqlite3 $dir/db/k2.db 'SELECT * FROM k2_transactions'
 Stop the demo:          make stop
