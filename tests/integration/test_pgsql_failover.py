@@ -52,7 +52,7 @@ PROMOTED_01 = 10.0
 # How long the standby receives nothing before the primary dies.  On
 # loopback a standby is microseconds behind, and a crash rarely finds a
 # commit it has not received (K2NOTIFY_FAILOVER_HELD=0: asynchronous
-# replication lost no 01 in 10 runs, README); a standby across a network,
+# replication lost one 01 in 10 runs, README); a standby across a network,
 # or a busy one, lags.  Its WAL sender is stopped for this long
 # (pgserver.hold_replication), so that the old primary's last commits are,
 # as they would be, acknowledged (asynchronous) or waiting (synchronous)
