@@ -34,7 +34,8 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
-from conftest import (ACCOUNT, MODULES, PASSWORD, USER, Httpd)  # noqa: E402
+from conftest import (ACCOUNT, MODULES, PASSWORD, STOCK_LAYOUTS, USER,  # noqa: E402
+                      Httpd)
 from pgserver import Postgres  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -82,8 +83,8 @@ RECORD_PG = RECORD.replace("%s, %s, %s, %s, %s)",
 LOOKUP = 'K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"'
 
 
-def locations(record):
-    conf = MPM + f"""
+def locations(record, mpm_lines=None):
+    conf = (MPM if mpm_lines is None else mpm_lines) + f"""
 DocumentRoot "{{dir}}/htdocs"
 <Location /static>
 {AUTH}
@@ -120,12 +121,12 @@ ExtendedStatus Off
 """
 
 
-def server(name, record, status=False, **kw):
+def server(name, record, status=False, mpm_lines=None, **kw):
     mods = MODULES + ["alias"] + (["status", "authz_host"] if status else [])
     # synchronous=FULL: in WAL mode NORMAL skips the fsync of each commit, so
     # a power cut could lose a payment already answered 01.
     extra = "" if kw.get("pgsql") else 'DBDInitSQL "PRAGMA synchronous = FULL"\n'
-    s = Httpd(name, locations(record) + (STATUS if status else ""),
+    s = Httpd(name, locations(record, mpm_lines) + (STATUS if status else ""),
               modules=mods, dbd_extra=extra,
               loglevel=os.environ.get("BENCH_LOGLEVEL", "warn"), **kw)
     os.makedirs(os.path.join(s.dir, "htdocs", "static"))
@@ -265,6 +266,8 @@ def main():
              full["p99_us"] <= 25000, f"{full['p99_us'] / 1000:.1f} ms"),
         ]
 
+        targets += sqlite_layouts(run, failures)
+
         # Memory: many notifications over keep-alive, RSS of each child.  The
         # duplicate path runs both statements, the parser and the reply on
         # every request without waiting for the disk.
@@ -311,6 +314,72 @@ def main():
         return 1
     print("\nno notification lost or doubled; every reply 2xx")
     return 0
+
+
+# SQLite under the process layouts Debian runs (issue 10): the module's
+# writers take the k2notify-db lock instead of meeting SQLITE_BUSY, and in a
+# threaded MPM share their commits (group commit).  One server at a time.
+LAYOUTS = [   # (label, mpm, MPM lines, connection counts)
+    ("one event child, 64 threads", "event", MPM, (16, 64)),
+    ("  the same, K2NotifyGroupCommit Off", "event",
+     MPM + "K2NotifyGroupCommit Off\n", (16,)),
+    ("Debian's stock event, 2 x 25 threads", "event",
+     STOCK_LAYOUTS["stock-event"][1], (16, 64)),
+    ("Debian's stock prefork, 5 to 150", "prefork",
+     STOCK_LAYOUTS["stock-prefork"][1], (16, 64)),
+]
+
+
+def sqlite_layouts(run, failures):
+    """Full path on SQLite in each layout, each run beside its own
+    measurement of the disk's ceiling.  Returns the targets of issue 10."""
+    rows, targets = [], []
+    for n, (label, mpm, lines, counts) in enumerate(LAYOUTS):
+        s = server(f"bench-layout-{n}", RECORD, mpm=mpm, mpm_lines=lines)
+        try:
+            s.start()
+            for c in counts:
+                prefix = f"{run}-L{n}-{c}"
+                # prefork grows to its load: let it, before measuring
+                wrk(s.base + "/k2/notify", "distinct", prefix + "w", seconds=2,
+                    connections=c)
+                before = fsync_ceiling(os.path.dirname(s.db))
+                r = wrk(s.base + "/k2/notify", "distinct", prefix, connections=c)
+                ceiling = (before + fsync_ceiling(os.path.dirname(s.db))) / 2
+                if r["non2xx"] or r["socket_errors"] or r["other"]:
+                    failures.append(f"{label} -c{c}: {r['non2xx']} non-2xx, "
+                                    f"{r['socket_errors']} socket errors, "
+                                    f"{r['other']} replies other than 01")
+                problem = exactly_once(s, prefix, r)
+                if problem:
+                    failures.append(f"{label} -c{c}: {problem}")
+                rows.append((label, c, r, ceiling))
+            bad = s.unexpected_errors()
+            if bad:
+                failures.append(f"{label}: error log:\n" + "\n".join(bad[:5]))
+        finally:
+            s.stop()
+            s.cleanup()
+    print(f"\nSQLite full path by process layout (WAL, synchronous=FULL; "
+          f"wrk -t1 -dSECONDS={SECONDS}s; each run beside its own fsync "
+          "ceiling):\n")
+    print(f"{'layout':38} {'conns':>5} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'non-2xx':>7} {'rows':>6} {'ceiling':>7} {'x ceil':>6}")
+    for label, c, r, ceiling in rows:
+        print(f"{label:38} {c:5d} {r['rps']:7.0f} {r['p50_us'] / 1000:7.2f} "
+              f"{r['p99_us'] / 1000:7.2f} {r['non2xx']:7d} {r.get('rows', 0):6d} "
+              f"{ceiling:7.0f} {r['rps'] / ceiling:6.2f}")
+    for label, c, r, ceiling in rows:
+        if "Off" in label:
+            continue
+        targets.append((f"{label.strip()} -c{c}: p99 <= 25 ms",
+                        r["p99_us"] <= 25000, f"{r['p99_us'] / 1000:.1f} ms"))
+        if c == 16:
+            want = 0.7 if "prefork" in label else 1.5
+            targets.append((f"{label.strip()} -c16: >= {want} x the fsync "
+                            "ceiling", r["rps"] / ceiling >= want,
+                            f"{r['rps'] / ceiling:.2f}"))
+    return targets
 
 
 def exactly_once(s, prefix, r, dup=False):

@@ -78,7 +78,8 @@ CustomLog "$dir/access.log" k2notify
     AuthUserFile "$dir/k2.htpasswd"
     Require valid-user
     K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"
-    K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency, transaction_timestamp, remote_user) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency transaction_timestamp remote_user
+    # Every field K2 sends, and who posted it: what a biller reconciles with.
+    K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, currency, transaction_timestamp, k2_account_id, mm_system_id, mp_transaction_id, biller_number, transaction_date, transaction_time, transaction_type, sender, first_name, middle_name, last_name, remote_user) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency transaction_timestamp k2_account_id mm_system_id mp_transaction_id biller_number transaction_date transaction_time transaction_type sender first_name middle_name last_name remote_user
     K2NotifyCurrencies KES
     K2NotifyBillerNumbers 888555
 </Location>
@@ -117,6 +118,6 @@ Then see it counted (K2 notifications, at the end of the page):
 
 http://127.0.0.1:$port/server-status        (curl -s http://127.0.0.1:$port/server-status?auto | grep ^K2Notify)
 
-See what was recorded:  sqlite3 $dir/db/k2.db 'SELECT * FROM k2_transactions'
+See what was recorded:  sqlite3 -line $dir/db/k2.db 'SELECT * FROM k2_transactions'
 Stop the demo:          make stop
 MSG
