@@ -53,9 +53,11 @@ function done(summary, latency, requests)
     end
     io.write(string.format(
         "K2RESULT requests=%d duration_us=%d ok01=%d other=%d non2xx=%d "
-        .. "socket_errors=%d p50_us=%d p99_us=%d max_us=%d\n",
+        .. "socket_errors=%d connect=%d read=%d write=%d timeout=%d "
+        .. "p50_us=%d p99_us=%d max_us=%d\n",
         summary.requests, summary.duration, ok, bad, summary.errors.status,
         summary.errors.connect + summary.errors.read + summary.errors.write
-        + summary.errors.timeout, latency:percentile(50),
+        + summary.errors.timeout, summary.errors.connect, summary.errors.read,
+        summary.errors.write, summary.errors.timeout, latency:percentile(50),
         latency:percentile(99), latency.max))
 end

@@ -340,12 +340,31 @@ static int k2n_exec(k2n_db_t *db, const char *sql)
     return apr_dbd_query(db->dbd->driver, db->dbd->handle, &nrows, sql);
 }
 
-/* Run one notification's statement inside the open transaction, between a
- * savepoint and its release, so that whatever it did is undone if it fails
- * (SQLite itself only backs out the failing statement, and not always all
- * of it).  Returns 0, or -1 when the transaction itself is gone (a trigger's
- * RAISE(ROLLBACK) ends it): the batch then fails whole. */
-static int k2n_sqlite_run_one(k2n_db_t *db, k2_batch_item_t *item)
+/* Undo what one notification's statement did in the open transaction:
+ * back to its savepoint; or, when it ran first (no savepoint: nothing else
+ * is in the transaction), roll the transaction back and open a new one.
+ * Returns 0, or -1 when the transaction is gone and cannot be reopened. */
+static int k2n_sqlite_undo(k2n_db_t *db, int first)
+{
+    if (first) {
+        k2n_exec(db, "ROLLBACK");
+        return k2n_exec(db, "BEGIN IMMEDIATE") == 0 ? 0 : -1;
+    }
+    if (k2n_exec(db, "ROLLBACK TO k2notify") != 0
+        || k2n_exec(db, "RELEASE k2notify") != 0) {
+        return -1;                      /* a RAISE(ROLLBACK) ended it */
+    }
+    return 0;
+}
+
+/* Run one notification's statement inside the open transaction so that
+ * whatever it did is undone if it fails (SQLite itself only backs out the
+ * failing statement, and not always all of it): the first statement of a
+ * transaction alone, rolled back with the transaction; any later one
+ * between a savepoint and its release.  Returns 0, or -1 when the
+ * transaction itself is gone (a trigger's RAISE(ROLLBACK) ends it): what it
+ * held then fails whole. */
+static int k2n_sqlite_run_one(k2n_db_t *db, k2_batch_item_t *item, int first)
 {
     const k2n_write_t *w = item->data;
     const char *err = NULL;
@@ -356,7 +375,7 @@ static int k2n_sqlite_run_one(k2n_db_t *db, k2_batch_item_t *item)
         const char *msg;
         int nrows = 0;
 
-        if ((rv = k2n_exec(db, "SAVEPOINT k2notify")) != 0) {
+        if (!first && (rv = k2n_exec(db, "SAVEPOINT k2notify")) != 0) {
             err = apr_psprintf(db->r->pool, "SAVEPOINT failed (%d): %s", rv,
                                k2n_message(db, rv));
             break;
@@ -365,14 +384,13 @@ static int k2n_sqlite_run_one(k2n_db_t *db, k2_batch_item_t *item)
         rv = stmt ? apr_dbd_pquery(db->dbd->driver, db->r->pool, db->dbd->handle,
                                    &nrows, stmt, w->st->nfields, w->args)
                   : -1;
-        if (rv == 0 && (rv = k2n_exec(db, "RELEASE k2notify")) == 0) {
+        if (rv == 0 && (first || (rv = k2n_exec(db, "RELEASE k2notify")) == 0)) {
             item->status = 0;
             item->nrows = nrows;
             return 0;
         }
         msg = stmt ? k2n_message(db, rv) : db->err;
-        if (k2n_exec(db, "ROLLBACK TO k2notify") != 0
-            || k2n_exec(db, "RELEASE k2notify") != 0) {
+        if (k2n_sqlite_undo(db, first) != 0) {
             apr_snprintf(item->err, sizeof(item->err), "%s failed (%d): %s; "
                          "then the transaction was gone (rolled back by the "
                          "database)", w->st->directive, rv, msg);
@@ -392,8 +410,8 @@ static int k2n_sqlite_run_one(k2n_db_t *db, k2_batch_item_t *item)
                        : msg;
             break;
         }
-        /* Rolled back to the savepoint: it did not happen.  Prepare the
-         * expired statements again and run it once more. */
+        /* Rolled back: it did not happen.  Prepare the expired statements
+         * again and run it once more. */
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, db->r, "%s failed (%d): %s; "
                       "the connection's prepared statements expired (the "
                       "database schema changed): %d prepared again, running "
@@ -493,13 +511,16 @@ static void k2n_sqlite_transaction(k2n_db_t *db, k2n_source_t *src)
     locked = k2n_lock(db);
     if (k2n_begin(db, locked, ((const k2n_write_t *)it->data)->since,
                   &failure) == 0) {
+        int held = 0;                   /* statements that ran in it */
+
         for (;;) {
-            if (k2n_sqlite_run_one(db, it) != 0) {
+            if (k2n_sqlite_run_one(db, it, held == 0) != 0) {
                 failure = "the transaction was rolled back by a statement of "
                           "another notification of its batch";
                 k2n_exec(db, "ROLLBACK");
                 break;
             }
+            held += it->status == 0;
             if (n == K2_BATCH_MAX || !(it = k2n_take(src))) {
                 break;
             }
