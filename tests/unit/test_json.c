@@ -15,6 +15,7 @@
 
 #include "unit.h"
 #include "k2_json.h"
+#include "k2_signature.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -1119,6 +1120,217 @@ static void test_json_every_published_fixture_parses(void)
     }
 }
 
+/* ---- the K2 Connect signature (HMAC-SHA256, hex, in a header) ---------- */
+
+/* k2_connect_signature_valid over an exact-size, unterminated body. */
+static int connect_valid(const char *body, size_t len, const char *key,
+                         size_t keylen, const char *header)
+{
+    return k2_connect_signature_valid(heap_copy(body, len), len,
+                                      (const unsigned char *)heap_copy(key, keylen),
+                                      keylen, heap_str(header));
+}
+
+#define CONNECT_VALID(body, key, header) \
+    connect_valid(body, sizeof(body) - 1, key, sizeof(key) - 1, header)
+
+/* RFC 4231, test case 2:
+ * printf '%s' 'what do ya want for nothing?' | openssl dgst -sha256 -hmac 'Jefe' */
+#define RFC4231_2 "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+
+static void test_json_signature_rfc4231_case_2(void)
+{
+    CHECK_INT(CONNECT_VALID("what do ya want for nothing?", "Jefe", RFC4231_2), 1);
+}
+
+static void test_json_signature_rfc4231_case_6_long_key(void)
+{
+    /* a 131-byte key, longer than SHA-256's block:
+     * printf '%s' 'Test Using Larger Than Block-Size Key - Hash Key First' \
+     *   | openssl dgst -sha256 -mac HMAC -macopt hexkey:$(printf 'aa%.0s' $(seq 131)) */
+    static const char data[] = "Test Using Larger Than Block-Size Key - Hash Key First";
+    char key[131];
+
+    memset(key, 0xAA, sizeof(key));
+    CHECK_INT(connect_valid(data, sizeof(data) - 1, key, sizeof(key),
+                            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+              1);
+}
+
+static void test_json_signature_accepts_upper_and_mixed_case_hex(void)
+{
+    CHECK_INT(CONNECT_VALID("what do ya want for nothing?", "Jefe",
+                            "5BDCC146BF60754E6A042426089575C75A003F089D2739839DEC58B964EC3843"),
+              1);
+    CHECK_INT(CONNECT_VALID("what do ya want for nothing?", "Jefe",
+                            "5bDcC146bF60754e6A042426089575c75A003f089D2739839dEc58B964eC3843"),
+              1);
+}
+
+static void test_json_signature_refuses_wrong_length_or_characters(void)
+{
+    static const char body[] = "what do ya want for nothing?";
+
+    CHECK_INT(CONNECT_VALID(body, "Jefe", RFC4231_2 "0"), 0);
+    CHECK_INT(CONNECT_VALID(body, "Jefe", RFC4231_2 " "), 0);
+    CHECK_INT(CONNECT_VALID(body, "Jefe", " " RFC4231_2), 0);
+    CHECK_INT(CONNECT_VALID(body, "Jefe",
+                            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec384"),
+              0);                                               /* 63 */
+    CHECK_INT(CONNECT_VALID(body, "Jefe", "0x5bdcc146bf60754e6a042426089575c75a"
+                            "003f089d2739839dec58b964ec38"), 0);   /* 64 with 0x */
+    CHECK_INT(CONNECT_VALID(body, "Jefe",
+                            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec384g"),
+              0);
+    CHECK_INT(CONNECT_VALID(body, "Jefe",
+                            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec38 3"),
+              0);
+    CHECK_INT(CONNECT_VALID(body, "Jefe", ""), 0);
+    CHECK_INT(CONNECT_VALID(body, "Jefe", NULL), 0);
+    /* base64 of the same digest (another API's habit):
+     * printf '%s' 'what do ya want for nothing?' \
+     *   | openssl dgst -sha256 -hmac 'Jefe' -binary | base64 */
+    CHECK_INT(CONNECT_VALID(body, "Jefe",
+                            "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM="), 0);
+}
+
+static void test_json_signature_refuses_one_changed_digit(void)
+{
+    static const char body[] = "what do ya want for nothing?";
+    char sig[] = RFC4231_2;
+    size_t i;
+
+    for (i = 0; i < sizeof(sig) - 1; i += 7) {
+        char saved = sig[i];
+
+        sig[i] = saved == '0' ? '1' : '0';
+        CHECK_INT(CONNECT_VALID(body, "Jefe", sig), 0);
+        sig[i] = saved;
+    }
+    CHECK_INT(CONNECT_VALID(body, "Jefe", sig), 1);
+}
+
+static void test_json_signature_refuses_other_body_or_key(void)
+{
+    CHECK_INT(CONNECT_VALID("what do ya want for nothing!", "Jefe", RFC4231_2), 0);
+    CHECK_INT(CONNECT_VALID("what do ya want for nothing? ", "Jefe", RFC4231_2), 0);
+    CHECK_INT(CONNECT_VALID("what do ya want for nothing?", "jefe", RFC4231_2), 0);
+    CHECK_INT(CONNECT_VALID("what do ya want for nothing?", "Jefe\n", RFC4231_2), 0);
+    CHECK_INT(k2_connect_signature_valid("what do ya want for nothing?", 28,
+                                         (const unsigned char *)"", 0,
+                                         RFC4231_2), 0);
+}
+
+static void test_json_signature_stops_at_len_of_body(void)
+{
+    static const char longer[] = "what do ya want for nothing?\n";
+    char *copy = heap_copy(longer, sizeof(longer) - 1);
+
+    CHECK_INT(k2_connect_signature_valid(copy, sizeof(longer) - 2,
+                                         (const unsigned char *)"Jefe", 4,
+                                         RFC4231_2), 1);
+    CHECK_INT(k2_connect_signature_valid(copy, sizeof(longer) - 1,
+                                         (const unsigned char *)"Jefe", 4,
+                                         RFC4231_2), 0);
+}
+
+static void test_json_signature_of_an_empty_body(void)
+{
+    /* printf '' | openssl dgst -sha256 -hmac 'k2-api-key' */
+    CHECK_INT(k2_connect_signature_valid("", 0, (const unsigned char *)"k2-api-key",
+                                         10,
+                                         "3dcd7b820316e65fef627adb6b6787e18c66620a394c36d80843d556b0cbe3ce"),
+              1);
+}
+
+static void test_json_signature_published_php_fixture_verifies(void)
+{
+    /* kopokopo/k2-connect-php tests/WebhookTest.php and tests/AuthTest.php
+     * (tests/fixtures/k2connect/SOURCES): the raw bytes of
+     * tests/Mocks/hooks/customercreated.json, signed with the test keys.
+     * openssl dgst -sha256 -hmac your_api_key php/customercreated.json */
+    size_t len;
+    char *body = fixture("php/customercreated.json", &len);
+    static const char key1[] = "your_api_key";
+    static const char key2[] = "10af7ad062a21d9c841877f87b7dec3dbe51aeb3";
+    static const char sig1[] =
+        "4dc26548d9a8a5ad7b1b31d56146bdaec28038bbfa4e20bf57fed39e975c9aaa";
+    static const char sig2[] =
+        "8893be332f0355f5ae4b74eccaacc16b8056d5419cad1ed74999e4c99108d2f2";
+
+    CHECK(body != NULL);
+    CHECK_INT(len, 506);
+    CHECK_INT(connect_valid(body, len, key1, sizeof(key1) - 1, sig1), 1);
+    CHECK_INT(connect_valid(body, len, key2, sizeof(key2) - 1, sig2), 1);
+    /* each signature under the other key */
+    CHECK_INT(connect_valid(body, len, key2, sizeof(key2) - 1, sig1), 0);
+    CHECK_INT(connect_valid(body, len, key1, sizeof(key1) - 1, sig2), 0);
+}
+
+static void test_json_signature_older_php_fixture_versions_verify(void)
+{
+    /* two earlier versions of the same file, signed in their own time */
+    size_t len;
+    char *b = fixture("php/customercreated-043e3a2.json", &len);
+    static const char k[] = "my_webhook_secret";
+
+    CHECK_INT(connect_valid(b, len, k, sizeof(k) - 1,
+                            "da8d7406d7fec2736c34968a1636e5345a9482048b9a6a71d6f4a0d23467f7cf"),
+              1);
+    b = fixture("php/customercreated-115ee92.json", &len);
+    CHECK_INT(connect_valid(b, len, "10af7ad062a21d9c841877f87b7dec3dbe51aeb3", 40,
+                            "b3ffb46cb9960b7a8972be1107685e5512c9675e224d8f923eee163c085ad7d0"),
+              1);
+}
+
+static void test_json_signature_reserialised_fixture_fails(void)
+{
+    /* The same event, parsed and written compactly (as the Node and Ruby
+     * SDKs hash it): its published signature no longer matches.
+     * python3 -c 'import json; print(json.dumps(json.load(open(
+     *   "php/customercreated.json")), separators=(",", ":")), end="")' */
+    static const char compact[] =
+        "{\"topic\":\"customer_created\","
+        "\"id\":\"f720ecf5-ff98-4ca8-a3f2-d70a65c4a02c\","
+        "\"created_at\":\"2020-10-29T08:49:02+03:00\","
+        "\"event\":{\"type\":\"Customer Created\",\"resource\":{"
+        "\"last_name\":\"Doe\",\"first_name\":\"Jane\",\"middle_name\":\"M\","
+        "\"phone_number\":\"+254999999999\"}},\"_links\":{"
+        "\"self\":\"https://sandbox.kopokopo.com/webhook_events/"
+        "f720ecf5-ff98-4ca8-a3f2-d70a65c4a02c\","
+        "\"resource\":\"https://sandbox.kopokopo.com/mobile_money_user/"
+        "8248a689-490e-4196-930a-db5fcbe58f6c\"}}";
+
+    CHECK_INT(CONNECT_VALID(compact, "your_api_key",
+                            "4dc26548d9a8a5ad7b1b31d56146bdaec28038bbfa4e20bf57fed39e975c9aaa"),
+              0);
+    /* printf '%s' "$compact" | openssl dgst -sha256 -hmac your_api_key */
+    CHECK_INT(CONNECT_VALID(compact, "your_api_key",
+                            "4e62d7eace99ed9e6b922bdf5c7932fadfb59f3c9da2f8f2de4cdb126aaed7c2"),
+              1);
+}
+
+static void test_json_signature_node_sdk_signs_the_stringified_body(void)
+{
+    /* kopokopo/k2-connect-node test/webhooks.js: the published signature
+     * covers JSON.stringify(body) (node-stringified/), not the .js file */
+    static const char key[] = "8463vr8472a2372763787b7dec3dbe49879323gg32";
+    static const char sig[] =
+        "9a49d83776f71c6a3917f102de69c86464d1dea8289aea77d84c04538eee61ae";
+    size_t len;
+    char *body = fixture("node-stringified/buygoodsreceivedhook.json", &len);
+
+    CHECK_INT(connect_valid(body, len, key, sizeof(key) - 1, sig), 1);
+    body = fixture("node/buygoodsreceivedhook.js", &len);
+    CHECK_INT(connect_valid(body, len, key, sizeof(key) - 1, sig), 0);
+}
+
+static void test_json_signature_header_name(void)
+{
+    CHECK_STR(K2_CONNECT_SIGNATURE_HEADER, "X-KopoKopo-Signature");
+    CHECK_INT(K2_CONNECT_SIGNATURE_LEN, 64);
+}
+
 UNIT_SUITE(json,
     T(test_json_pointer_rfc6901_section5_examples),
     T(test_json_pointer_rfc6901_examples_are_valid),
@@ -1177,5 +1389,18 @@ UNIT_SUITE(json,
     T(test_json_audit_values_follow_the_binding_rule),
     T(test_json_audit_pointers_by_kind),
     T(test_json_audit_alloc_failure_is_minus_one),
-    T(test_json_every_published_fixture_parses)
+    T(test_json_every_published_fixture_parses),
+    T(test_json_signature_rfc4231_case_2),
+    T(test_json_signature_rfc4231_case_6_long_key),
+    T(test_json_signature_accepts_upper_and_mixed_case_hex),
+    T(test_json_signature_refuses_wrong_length_or_characters),
+    T(test_json_signature_refuses_one_changed_digit),
+    T(test_json_signature_refuses_other_body_or_key),
+    T(test_json_signature_stops_at_len_of_body),
+    T(test_json_signature_of_an_empty_body),
+    T(test_json_signature_published_php_fixture_verifies),
+    T(test_json_signature_older_php_fixture_versions_verify),
+    T(test_json_signature_reserialised_fixture_fails),
+    T(test_json_signature_node_sdk_signs_the_stringified_body),
+    T(test_json_signature_header_name)
 )
