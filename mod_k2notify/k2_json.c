@@ -273,14 +273,19 @@ json_t *k2_json_resolve(const json_t *root, const char *pointer)
         size_t len = strcspn(tok, "/");
 
         if (json_is_object(cur)) {
-            char *key = len <= sizeof(small) ? small : malloc(len);
+            /* No key holds a NUL (k2_json_parse refuses \u0000), nor does a
+             * token: json_object_get (Jansson 2.13, Ubuntu 22.04) will do. */
+            char *key = len < sizeof(small) ? small : malloc(len + 1);
             size_t klen;
 
             if (!key) {
                 return NULL;
             }
             klen = k2_json_unescape(tok, len, key);
-            cur = klen == (size_t)-1 ? NULL : json_object_getn(cur, key, klen);
+            if (klen != (size_t)-1) {
+                key[klen] = '\0';
+            }
+            cur = klen == (size_t)-1 ? NULL : json_object_get(cur, key);
             if (key != small) {
                 free(key);
             }
