@@ -25,6 +25,7 @@ for t in "$@"; do
     case $t in
         amount|timestamp) maxlen=64 ;;
         reply) maxlen=1024 ;;
+        json) maxlen=8192 ;;            # K2NotifyMaxBody's default
         *) maxlen=4096 ;;
     esac
     dict=

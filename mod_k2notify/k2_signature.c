@@ -1,4 +1,5 @@
-/* k2_signature.c: the base string and the HMAC of K2's notification signature.
+/* k2_signature.c: the base string and the HMAC of K2's notification
+ * signature, and the HMAC-SHA256 of a K2 Connect webhook.
  *
  * The HMAC is OpenSSL's (libcrypto, as mod_ssl uses), not a hand-written
  * SHA-1.  None of the public K2 receivers got this right: they hashed the
@@ -109,5 +110,55 @@ int k2_signature_valid(const char *base, size_t len,
     ok = CRYPTO_memcmp(expected, signature, K2_SIGNATURE_LEN) == 0;
     OPENSSL_cleanse(digest, sizeof(digest));
     OPENSSL_cleanse(expected, sizeof(expected));
+    return ok;
+}
+
+/* The value of one hex digit, or -1. */
+static int k2_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+int k2_connect_signature_valid(const char *body, size_t len,
+                               const unsigned char *key, size_t keylen,
+                               const char *header)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned char claimed[K2_CONNECT_SIGNATURE_LEN / 2];
+    unsigned int dlen = 0;
+    size_t i;
+    int ok;
+
+    /* The header is the client's: decoding it may branch on its bytes.
+     * Only the comparison with the digest must not. */
+    if (!header || strlen(header) != K2_CONNECT_SIGNATURE_LEN
+        || keylen == 0 || keylen > INT_MAX) {
+        return 0;
+    }
+    for (i = 0; i < sizeof(claimed); i++) {
+        int hi = k2_hex_digit(header[2 * i]);
+        int lo = k2_hex_digit(header[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            return 0;
+        }
+        claimed[i] = (unsigned char)(hi << 4 | lo);
+    }
+    if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)body,
+              len, digest, &dlen) || dlen != sizeof(claimed)) {
+        OPENSSL_cleanse(digest, sizeof(digest));
+        return 0;
+    }
+    ok = CRYPTO_memcmp(digest, claimed, sizeof(claimed)) == 0;
+    OPENSSL_cleanse(digest, sizeof(digest));
     return ok;
 }

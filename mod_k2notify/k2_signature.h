@@ -1,4 +1,6 @@
-/* k2_signature.h: K2's notification signature (HMAC-SHA1 with the API key).
+/* k2_signature.h: K2's signatures, both made with the account's API key:
+ * the form API's (HMAC-SHA1 of sorted parameters) and K2 Connect's
+ * (HMAC-SHA256 of the raw body, in a header).
  *
  * K2 signs a notification with a `signature` parameter: every other received
  * parameter, sorted by name, joined as name=value with '&' (decoded values,
@@ -41,5 +43,20 @@ size_t k2_signature_base(const k2_pair_t *pairs, size_t n, char *out,
 int k2_signature_valid(const char *base, size_t len,
                        const unsigned char *key, size_t keylen,
                        const char *signature);
+
+/* K2 Connect webhooks carry their signature in this header: the hex
+ * HMAC-SHA256 of the request body exactly as received, keyed with the API
+ * key (K2 sends lowercase hex; 64 characters). */
+#define K2_CONNECT_SIGNATURE_HEADER "X-KopoKopo-Signature"
+#define K2_CONNECT_SIGNATURE_LEN 64
+
+/* 1 if header is the hex HMAC-SHA256 of the len bytes of body under key,
+ * else 0.  Hex digits in either case; any other length or character is 0,
+ * as is a NULL header or an empty key.  The digests are compared in
+ * constant time (CRYPTO_memcmp).  body need not be NUL-terminated: it is
+ * the signed bytes, before any JSON parsing. */
+int k2_connect_signature_valid(const char *body, size_t len,
+                               const unsigned char *key, size_t keylen,
+                               const char *header);
 
 #endif /* K2_SIGNATURE_H */
