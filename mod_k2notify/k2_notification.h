@@ -141,4 +141,8 @@ size_t k2_reply_status(k2_status_e status, char *buf, size_t size);
 size_t k2_reply_error(const char *description, const char *reason,
                       char *buf, size_t size);
 
+/* Write the JSON body of a 200 reply to a K2 Connect webhook,
+ * {"description":"OK","outcome":"accepted"}.  Returns its length, or 0. */
+size_t k2_reply_webhook(const char *outcome, char *buf, size_t size);
+
 #endif /* K2_NOTIFICATION_H */

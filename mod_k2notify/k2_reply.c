@@ -41,3 +41,9 @@ size_t k2_reply_error(const char *description, const char *reason,
 
     return k2_dump(obj, buf, size);
 }
+
+size_t k2_reply_webhook(const char *outcome, char *buf, size_t size)
+{
+    return k2_dump(json_pack("{s:s, s:s}", "description", "OK",
+                             "outcome", outcome), buf, size);
+}

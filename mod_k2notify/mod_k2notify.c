@@ -1,10 +1,13 @@
-/* mod_k2notify.c: receive Kopo Kopo (K2) HTTP POST payment notifications.
+/* mod_k2notify.c: receive Kopo Kopo (K2) payment notifications.
  *
- * The handler reads the form, lets the pure code (k2_*.c) decode and
- * validate it, finds the account and records the payment through mod_dbd,
- * and answers the JSON K2 expects.  Each notification leaves one decision
- * in the error log (LogLevel k2notify:info) and K2_* variables in the
- * request environment for the access log.
+ * Two formats: K2's HTTP POST notification API (a form, answered with the
+ * JSON status K2 expects) and K2 Connect webhooks (signed JSON, answered
+ * 200).  The handler runs the format's list of steps: reading, parsing and
+ * authenticating differ (the pure code, k2_*.c, decodes, validates and
+ * verifies), finding the account, recording the payment through mod_dbd
+ * (mod_k2notify_dbd.c) and telling a resend are shared.  Each notification
+ * leaves one decision in the error log (LogLevel k2notify:info) and K2_*
+ * variables in the request environment for the access log.
  */
 #include <string.h>
 
@@ -19,6 +22,7 @@
 #include "util_filter.h"
 
 #include "mod_k2notify.h"
+#include "k2_json.h"
 
 const char *const k2n_outcome_names[K2N_OUTCOME_COUNT] = {
     "accepted", "duplicate", "account_not_found", "invalid_payment",
@@ -37,13 +41,20 @@ static apr_size_t k2n_reply_len[4];
 typedef struct {
     request_rec *r;
     const k2n_dir_conf *conf;
-    k2_notification_t n;                /* the fields, decoded */
+    k2n_format_e format;
     char *body;                         /* as received, NUL-terminated */
     apr_size_t body_len;
+    /* the form API */
+    k2_notification_t n;                /* the fields, decoded */
     k2_reason_e malformed;              /* decoding's verdict, answered once
                                          * the location is known to work */
     apr_array_header_t *pairs;          /* every k2_pair_t, when signed */
     apr_size_t base_size;               /* room their base string needs */
+    /* K2 Connect */
+    json_t *doc;                        /* the webhook's body, parsed */
+    k2_json_audit_t audit;              /* its kind, topic, id, reference... */
+    int account_missing;                /* K2NotifyAccountQuery found none */
+    /* shared */
     k2n_db_t db;                        /* the database work */
     int nrows;                          /* rows the record statement affected */
 } k2n_request_t;
@@ -58,9 +69,8 @@ typedef int k2n_step_fn(k2n_request_t *q);
  * 8 KiB limit on a log message never cuts the outcome off the line. */
 #define K2N_LOG_VALUE_MAX 64
 
-static const char *k2n_value(const k2n_request_t *q, int field)
+static const char *k2n_cut(const k2n_request_t *q, const char *v)
 {
-    const char *v = q->n.value[field];
     apr_size_t len, cut;
 
     if (!v) {
@@ -78,44 +88,76 @@ static const char *k2n_value(const k2n_request_t *q, int field)
                         (int)cut, v, len);
 }
 
-/* Put the K2_* variables in the environment and log the decision. */
+static const char *k2n_value(const k2n_request_t *q, int field)
+{
+    return k2n_cut(q, q->n.value[field]);
+}
+
+static const char *k2n_audit(const k2n_request_t *q, k2_json_audit_e field)
+{
+    return k2n_cut(q, q->audit.value[field]);
+}
+
+static void k2n_setenv(request_rec *r, const char *var, const char *value)
+{
+    if (value) {
+        apr_table_setn(r->subprocess_env, var, value);
+    }
+}
+
+/* Put the K2_* variables in the environment and log the decision: at info
+ * level, a refused signature and a webhook for an unknown account at warn,
+ * an error and a conflict at error. */
 static void k2n_conclude(k2n_request_t *q, k2n_outcome_e outcome,
                          const char *status, const char *detail)
 {
     request_rec *r = q->r;
-    static const struct { const char *var; int field; } vars[] = {
-        { "K2_TRANSACTION_ID", K2_F_K2_TRANSACTION_ID },
-        { "K2_AC_NO", K2_F_AC_NO },
-        { "K2_AMOUNT", K2_F_AMOUNT },
-        { "K2_CURRENCY", K2_F_CURRENCY }
-    };
-    apr_size_t i;
+    int level = outcome == K2N_ERROR || outcome == K2N_CONFLICT ? APLOG_ERR
+              : outcome == K2N_BAD_SIGNATURE
+                || (outcome == K2N_ACCOUNT_NOT_FOUND
+                    && q->format == K2N_FORMAT_K2CONNECT) ? APLOG_WARNING
+              : APLOG_INFO;
+    const char *sep = detail ? ": " : "";
 
-    for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-        if (q->n.value[vars[i].field]) {
-            apr_table_setn(r->subprocess_env, vars[i].var,
-                           q->n.value[vars[i].field]);
-        }
-    }
+    detail = detail ? detail : "";
+    apr_table_setn(r->subprocess_env, "K2_FORMAT",
+                   q->format == K2N_FORMAT_K2CONNECT ? "k2connect" : "form");
     apr_table_setn(r->subprocess_env, "K2_STATUS", status ? status : "");
     apr_table_setn(r->subprocess_env, "K2_OUTCOME", k2n_outcome_names[outcome]);
     k2n_status_count(r, outcome);
-
-    if (outcome == K2N_ERROR || outcome == K2N_CONFLICT) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "notification k2_transaction_id=%s ac_no=%s outcome=%s: %s",
+    if (q->format == K2N_FORMAT_K2CONNECT) {
+        k2n_setenv(r, "K2_TOPIC", q->doc ? q->audit.topic : NULL);
+        k2n_setenv(r, "K2_TRANSACTION_ID",
+                   q->audit.value[K2_JSON_AUDIT_TRANSACTION_ID]);
+        k2n_setenv(r, "K2_REFERENCE", q->audit.value[K2_JSON_AUDIT_REFERENCE]);
+        k2n_setenv(r, "K2_AMOUNT", q->audit.value[K2_JSON_AUDIT_AMOUNT]);
+        k2n_setenv(r, "K2_CURRENCY", q->audit.value[K2_JSON_AUDIT_CURRENCY]);
+        ap_log_rerror(APLOG_MARK, level, 0, r, "webhook topic=%s id=%s "
+                      "reference=%s amount=%s outcome=%s%s%s",
+                      q->doc ? k2n_cut(q, q->audit.topic) : "-",
+                      k2n_audit(q, K2_JSON_AUDIT_TRANSACTION_ID),
+                      k2n_audit(q, K2_JSON_AUDIT_REFERENCE),
+                      k2n_audit(q, K2_JSON_AUDIT_AMOUNT),
+                      k2n_outcome_names[outcome], sep, detail);
+        return;
+    }
+    k2n_setenv(r, "K2_TRANSACTION_ID", q->n.value[K2_F_K2_TRANSACTION_ID]);
+    k2n_setenv(r, "K2_AC_NO", q->n.value[K2_F_AC_NO]);
+    k2n_setenv(r, "K2_AMOUNT", q->n.value[K2_F_AMOUNT]);
+    k2n_setenv(r, "K2_CURRENCY", q->n.value[K2_F_CURRENCY]);
+    if (level == APLOG_ERR) {
+        ap_log_rerror(APLOG_MARK, level, 0, r,
+                      "notification k2_transaction_id=%s ac_no=%s outcome=%s%s%s",
                       k2n_value(q, K2_F_K2_TRANSACTION_ID), k2n_value(q, K2_F_AC_NO),
-                      k2n_outcome_names[outcome], detail);
+                      k2n_outcome_names[outcome], sep, detail);
     }
     else {
-        /* A refused signature is worth a look at the default LogLevel. */
-        ap_log_rerror(APLOG_MARK, outcome == K2N_BAD_SIGNATURE ? APLOG_WARNING
-                                                               : APLOG_INFO, 0, r,
+        ap_log_rerror(APLOG_MARK, level, 0, r,
                       "notification k2_transaction_id=%s ac_no=%s amount=%s "
                       "outcome=%s%s%s",
                       k2n_value(q, K2_F_K2_TRANSACTION_ID), k2n_value(q, K2_F_AC_NO),
                       k2n_value(q, K2_F_AMOUNT), k2n_outcome_names[outcome],
-                      detail ? ": " : "", detail ? detail : "");
+                      sep, detail);
     }
 }
 
@@ -135,6 +177,28 @@ static int k2n_reply(k2n_request_t *q, k2_status_e status, k2n_outcome_e outcome
 {
     k2n_conclude(q, outcome, k2_status_code(status), detail);
     return k2n_write(q->r, HTTP_OK, k2n_reply_body[status], k2n_reply_len[status]);
+}
+
+/* What the format answers for a decided outcome: for K2's form, the K2
+ * status of the outcome; for a webhook, 200 and the outcome (K2 Connect
+ * cannot be told a payment was refused: it is complete). */
+static int k2n_settle(k2n_request_t *q, k2n_outcome_e outcome, const char *detail)
+{
+    char body[96];
+    apr_size_t len;
+
+    if (q->format == K2N_FORMAT_FORM) {
+        k2_status_e status = outcome == K2N_ACCOUNT_NOT_FOUND
+                             ? K2_STATUS_ACCOUNT_NOT_FOUND
+                             : outcome == K2N_INVALID_PAYMENT
+                               || outcome == K2N_CONFLICT
+                             ? K2_STATUS_INVALID_PAYMENT : K2_STATUS_ACCEPTED;
+
+        return k2n_reply(q, status, outcome, detail);
+    }
+    k2n_conclude(q, outcome, NULL, detail);
+    len = k2_reply_webhook(k2n_outcome_names[outcome], body, sizeof(body));
+    return k2n_write(q->r, HTTP_OK, body, len);
 }
 
 /* A non-200 reply: a JSON body with the HTTP description and a reason;
@@ -352,19 +416,55 @@ static int k2n_read_body(request_rec *r, apr_off_t max, char **buf,
     return OK;
 }
 
-/* The values bound to a statement's %s placeholders (NULL: SQL NULL). */
+/* k2_json's allocator: the request's pool. */
+static void *k2n_palloc(void *baton, size_t size)
+{
+    return apr_palloc(baton, size);
+}
+
+/* The value bound to a FIELD (NULL: SQL NULL). */
+static const char *k2n_arg(k2n_request_t *q, const k2n_stmt_t *st,
+                           const k2n_field_t *f)
+{
+    const char *text = NULL;
+    size_t len;
+
+    switch (f->kind) {
+    case K2N_FIELD_REMOTE_USER:
+        return q->r->user;
+    case K2N_FIELD_RAW_BODY:
+        return q->body ? q->body : "";
+    case K2N_FIELD_DEFAULT:
+        if (q->format == K2N_FORMAT_K2CONNECT) {
+            return q->audit.value[K2_JSON_AUDIT_TRANSACTION_ID];
+        }
+        return q->n.value[f->form_field];
+    case K2N_FIELD_FORM:
+        return q->n.value[f->form_field];
+    case K2N_FIELD_POINTER:
+        if (q->doc && k2_json_bind(k2_json_resolve(q->doc, f->name), k2n_palloc,
+                                   q->r->pool, &text, &len) == 0) {
+            return text;
+        }
+        return NULL;
+    }
+    (void)st;
+    return NULL;
+}
+
+/* The values bound to a statement's %s placeholders. */
 static const char **k2n_args(k2n_request_t *q, const k2n_stmt_t *st)
 {
     const char **args = apr_palloc(q->r->pool, sizeof(char *) * (apr_size_t)st->nfields);
     int i;
 
     for (i = 0; i < st->nfields; i++) {
-        args[i] = q->n.value[st->fields[i]];
+        args[i] = k2n_arg(q, st, &st->fields[i]);
     }
     return args;
 }
 
-/* -- the steps ------------------------------------------------------------ */
+/* -- the steps of both formats ------------------------------------------- */
 
 static int k2n_allow_post_only(k2n_request_t *q)
 {
@@ -380,18 +480,13 @@ static int k2n_allow_post_only(k2n_request_t *q)
                                   NULL));
 }
 
-static int k2n_read_form_body(k2n_request_t *q)
+/* Read the body, at most the location's K2NotifyMaxBody. */
+static int k2n_read(k2n_request_t *q, apr_off_t default_max)
 {
     request_rec *r = q->r;
-    apr_off_t max = q->conf->max_body > 0 ? q->conf->max_body
-                                          : K2N_DEFAULT_MAX_BODY;
-    int rc;
+    apr_off_t max = q->conf->max_body > 0 ? q->conf->max_body : default_max;
+    int rc = k2n_read_body(r, max, &q->body, &q->body_len);
 
-    if (ap_request_has_body(r) && !k2n_is_form(r)) {
-        return k2n_refuse(q, HTTP_UNSUPPORTED_MEDIA_TYPE, K2N_BAD_REQUEST,
-                          "the body must be application/x-www-form-urlencoded");
-    }
-    rc = k2n_read_body(r, max, &q->body, &q->body_len);
     if (rc == OK) {
         return K2N_NEXT;
     }
@@ -409,6 +504,109 @@ static int k2n_read_form_body(k2n_request_t *q)
                                      K2N_DIR_MAX_BODY " (%" APR_OFF_T_FMT
                                      " bytes)", max)
                       : "the request body could not be read");
+}
+
+/* The account: for K2's form, none found is 02; a K2 Connect payment is
+ * complete when it is notified and cannot be refused, so it is recorded
+ * all the same and its outcome says account_not_found. */
+static int k2n_find_account(k2n_request_t *q)
+{
+    const k2n_stmt_t *st = q->conf->account;
+    int found;
+
+    if (!k2n_db_open(&q->db, q->r)) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
+    }
+    if (!st) {
+        return K2N_NEXT;                /* optional for K2 Connect */
+    }
+    if (k2n_db_exists(&q->db, st, k2n_args(q, st), &found) != APR_SUCCESS) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
+    }
+    if (found) {
+        return K2N_NEXT;
+    }
+    if (q->format == K2N_FORMAT_FORM) {
+        return k2n_settle(q, K2N_ACCOUNT_NOT_FOUND, NULL);
+    }
+    q->account_missing = 1;
+    return K2N_NEXT;
+}
+
+/* Answered once the row is committed; a resend (0 rows) goes on. */
+static int k2n_record(k2n_request_t *q)
+{
+    const k2n_stmt_t *st = q->conf->record;
+    k2n_outcome_e accepted = q->account_missing ? K2N_ACCOUNT_NOT_FOUND
+                                                : K2N_ACCEPTED;
+
+    if (!st) {
+        return k2n_settle(q, accepted, NULL);
+    }
+    if (k2n_db_record(&q->db, st, k2n_args(q, st), &q->nrows) != APR_SUCCESS) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
+    }
+    if (q->nrows == 0) {
+        return K2N_NEXT;
+    }
+    return k2n_settle(q, accepted, q->account_missing
+                      ? "recorded, but " K2N_DIR_ACCOUNT_QUERY " finds no such "
+                        "account" : NULL);
+}
+
+/* Already recorded: a true resend, or another payment reusing the id?  The
+ * stored amount is compared as a decimal (PostgreSQL gives 1500.00 back for
+ * 1500): for K2's form the query's second column (its first is the stored
+ * ac_no, compared too); for a webhook its first, against the event's. */
+static int k2n_check_resend(k2n_request_t *q)
+{
+    const k2n_stmt_t *st = q->conf->duplicate;
+    const char *stored[2] = { NULL, NULL }, *amount;
+    int found, same;
+
+    if (!st) {
+        return k2n_settle(q, K2N_DUPLICATE, "already recorded");
+    }
+    if (k2n_db_first_row(&q->db, st, k2n_args(q, st), 2, stored, &found)
+        != APR_SUCCESS) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
+    }
+    if (!found) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+                          K2N_DIR_RECORD_QUERY " recorded nothing but "
+                          K2N_DIR_DUPLICATE_QUERY " finds no stored transaction");
+    }
+    if (q->format == K2N_FORMAT_FORM) {
+        same = stored[0] && stored[1]
+               && strcmp(stored[0], q->n.value[K2_F_AC_NO]) == 0
+               && k2_amount_equal(stored[1], q->n.value[K2_F_AMOUNT]);
+        if (!same) {
+            return k2n_settle(q, K2N_CONFLICT, apr_psprintf(q->r->pool,
+                              "this transaction id is already recorded with "
+                              "ac_no=%s amount=%s", stored[0] ? stored[0] : "NULL",
+                              stored[1] ? stored[1] : "NULL"));
+        }
+        return k2n_settle(q, K2N_DUPLICATE, "already recorded");
+    }
+    amount = q->audit.value[K2_JSON_AUDIT_AMOUNT];
+    same = !amount || (stored[0] && k2_amount_equal(stored[0], amount));
+    if (!same) {
+        return k2n_settle(q, K2N_CONFLICT, apr_psprintf(q->r->pool,
+                          "this event id is already recorded with amount=%s",
+                          stored[0] ? k2n_cut(q, stored[0]) : "NULL"));
+    }
+    return k2n_settle(q, K2N_DUPLICATE, "already recorded");
+}
+
+/* -- K2's form API ----------------------------------------------------------- */
+
+static int k2n_read_form_body(k2n_request_t *q)
+{
+    if (ap_request_has_body(q->r) && !k2n_is_form(q->r)) {
+        return k2n_refuse(q, HTTP_UNSUPPORTED_MEDIA_TYPE, K2N_BAD_REQUEST,
+                          "the body must be application/x-www-form-urlencoded");
+    }
+    return k2n_read(q, K2N_DEFAULT_MAX_BODY);
 }
 
 /* The spec shows the parameters both in the query string and in the body:
@@ -446,11 +644,15 @@ static int k2n_parse_form(k2n_request_t *q)
 static int k2n_check_location(k2n_request_t *q)
 {
     const k2n_dir_conf *conf = q->conf;
+    const char *why;
 
     if (!conf->account || !k2n_dbd_acquire) {
         return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
                           "this location has 'SetHandler k2notify' but no "
                           K2N_DIR_ACCOUNT_QUERY);
+    }
+    if ((why = k2n_conf_problem(q->r->pool, conf, "this location")) != NULL) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, why);
     }
     /* With a key, the signature authenticates the notification: one without
      * a valid signature is refused with 401 (k2n_check_form_signature),
@@ -494,72 +696,7 @@ static int k2n_validate_payment(k2n_request_t *q)
     if (!k2_reason_is_invalid_payment(reason)) {
         return k2n_bad_request(q, reason);
     }
-    return k2n_reply(q, K2_STATUS_INVALID_PAYMENT, K2N_INVALID_PAYMENT,
-                     k2_reason(reason));
-}
-
-static int k2n_find_account(k2n_request_t *q)
-{
-    const k2n_stmt_t *st = q->conf->account;
-    int found;
-
-    if (!k2n_db_open(&q->db, q->r)) {
-        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
-    }
-    if (k2n_db_exists(&q->db, st, k2n_args(q, st), &found) != APR_SUCCESS) {
-        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
-    }
-    return found ? K2N_NEXT : k2n_reply(q, K2_STATUS_ACCOUNT_NOT_FOUND,
-                                        K2N_ACCOUNT_NOT_FOUND, NULL);
-}
-
-/* 01 once the row is committed; a resend (0 rows) goes on. */
-static int k2n_record(k2n_request_t *q)
-{
-    const k2n_stmt_t *st = q->conf->record;
-
-    if (!st) {
-        return k2n_reply(q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL);
-    }
-    if (k2n_db_record(&q->db, st, k2n_args(q, st), &q->nrows) != APR_SUCCESS) {
-        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
-    }
-    return q->nrows > 0 ? k2n_reply(q, K2_STATUS_ACCEPTED, K2N_ACCEPTED, NULL)
-                        : K2N_NEXT;
-}
-
-/* Already recorded: a true resend, or another payment reusing the id? */
-static int k2n_check_resend(k2n_request_t *q)
-{
-    const k2n_stmt_t *st = q->conf->duplicate;
-    const char *stored[2];
-    int found, same;
-
-    if (!st) {
-        return k2n_reply(q, K2_STATUS_ACCEPTED, K2N_DUPLICATE, "already recorded");
-    }
-    if (k2n_db_first_row(&q->db, st, k2n_args(q, st), 2, stored, &found)
-        != APR_SUCCESS) {
-        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
-    }
-    if (!found) {
-        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
-                          K2N_DIR_RECORD_QUERY " recorded nothing but "
-                          K2N_DIR_DUPLICATE_QUERY " finds no stored transaction");
-    }
-    /* The stored ac_no (first column) and amount (second), compared as
-     * decimals: PostgreSQL gives 1500.00 back for 1500. */
-    same = stored[0] && stored[1]
-           && strcmp(stored[0], q->n.value[K2_F_AC_NO]) == 0
-           && k2_amount_equal(stored[1], q->n.value[K2_F_AMOUNT]);
-    if (!same) {
-        return k2n_reply(q, K2_STATUS_INVALID_PAYMENT, K2N_CONFLICT,
-                         apr_psprintf(q->r->pool, "this transaction id is already "
-                                      "recorded with ac_no=%s amount=%s",
-                                      stored[0] ? stored[0] : "NULL",
-                                      stored[1] ? stored[1] : "NULL"));
-    }
-    return k2n_reply(q, K2_STATUS_ACCEPTED, K2N_DUPLICATE, "already recorded");
+    return k2n_settle(q, K2N_INVALID_PAYMENT, k2_reason(reason));
 }
 
 /* A notification of K2's form API, in the order of the README's "checks":
@@ -578,6 +715,146 @@ static k2n_step_fn *const k2n_form_steps[] = {
     NULL
 };
 
+/* -- K2 Connect webhooks ---------------------------------------------------- */
+
+/* 1 if the request's Content-Type is JSON (parameters allowed). */
+static int k2n_is_json(request_rec *r)
+{
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    static const char json[] = "application/json";
+    apr_size_t n = sizeof(json) - 1;
+
+    if (!ct) {
+        return 0;
+    }
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    if (strncasecmp(ct, json, n) != 0) {
+        return 0;
+    }
+    ct += n;
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    return *ct == '\0' || *ct == ';';
+}
+
+static int k2n_read_webhook_body(k2n_request_t *q)
+{
+    if (!k2n_is_json(q->r)) {
+        return k2n_refuse(q, HTTP_UNSUPPORTED_MEDIA_TYPE, K2N_BAD_REQUEST,
+                          "the body must be application/json");
+    }
+    return k2n_read(q, K2N_K2CONNECT_MAX_BODY);
+}
+
+static int k2n_check_webhook_location(k2n_request_t *q)
+{
+    const char *why = k2n_conf_problem(q->r->pool, q->conf, "this location");
+
+    if (!why && !q->conf->key) {
+        why = K2N_DIR_FORMAT " k2connect needs " K2N_DIR_SIGNATURE_KEY;
+    }
+    if (!why && (!q->conf->record || !k2n_dbd_acquire)) {
+        why = K2N_DIR_FORMAT " k2connect needs " K2N_DIR_RECORD_QUERY;
+    }
+    return why ? k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, why)
+               : K2N_NEXT;
+}
+
+/* The signature covers the body exactly as received: checked before the
+ * body is parsed (a re-serialised body is another body). */
+static int k2n_check_webhook_signature(k2n_request_t *q)
+{
+    const k2n_key_t *key = q->conf->key;
+    const char *sig = apr_table_get(q->r->headers_in,
+                                    K2_CONNECT_SIGNATURE_HEADER);
+    const char *why;
+
+    if (!sig || !*sig) {
+        why = "no " K2_CONNECT_SIGNATURE_HEADER " header";
+    }
+    else if (strlen(sig) != K2_CONNECT_SIGNATURE_LEN) {
+        why = apr_psprintf(q->r->pool, "the signature has %" APR_SIZE_T_FMT
+                           " characters, not %d", strlen(sig),
+                           K2_CONNECT_SIGNATURE_LEN);
+    }
+    else if (!k2_connect_signature_valid(q->body ? q->body : "", q->body_len,
+                                         key->bytes, key->len, sig)) {
+        why = "the signature does not match";
+    }
+    else {
+        return K2N_NEXT;
+    }
+    return k2n_refuse_logged(q, HTTP_UNAUTHORIZED, K2N_BAD_SIGNATURE,
+                             K2N_BAD_SIGNATURE_REASON, why);
+}
+
+static apr_status_t k2n_json_release(void *doc)
+{
+    json_decref(doc);
+    return APR_SUCCESS;
+}
+
+static int k2n_parse_webhook(k2n_request_t *q)
+{
+    k2_json_error_e err;
+    char reason[K2_JSON_REASON_SIZE];
+
+    q->doc = k2_json_parse(q->body ? q->body : "", q->body_len, &err, reason,
+                           sizeof(reason));
+    if (!q->doc) {
+        return k2n_refuse_logged(q, HTTP_BAD_REQUEST, K2N_BAD_REQUEST,
+                                 k2_json_error_text(err),
+                                 apr_pstrdup(q->r->pool, reason));
+    }
+    /* Bound strings point into the document: it lives with the request. */
+    apr_pool_cleanup_register(q->r->pool, q->doc, k2n_json_release,
+                              apr_pool_cleanup_null);
+    if (k2_json_audit(q->doc, k2n_palloc, q->r->pool, &q->audit) != 0) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+                          "out of memory");
+    }
+    return K2N_NEXT;
+}
+
+/* K2NotifyTopics: a signed event of another topic is answered 200 and not
+ * recorded (K2 would resend one it was refused). */
+static int k2n_select_topic(k2n_request_t *q)
+{
+    const apr_array_header_t *topics = q->conf->topics;
+    int i;
+
+    if (!topics) {
+        return K2N_NEXT;
+    }
+    for (i = 0; i < topics->nelts; i++) {
+        const char *t = APR_ARRAY_IDX(topics, i, const char *);
+
+        if (t && strcmp(t, q->audit.topic) == 0) {
+            return K2N_NEXT;
+        }
+    }
+    return k2n_settle(q, K2N_IGNORED, apr_psprintf(q->r->pool, "topic '%s' "
+                      "is not in " K2N_DIR_TOPICS, k2n_cut(q, q->audit.topic)));
+}
+
+/* A K2 Connect webhook: the signature on the bytes received, then the JSON,
+ * the topic, and the same account, record and resend steps as a form. */
+static k2n_step_fn *const k2n_webhook_steps[] = {
+    k2n_allow_post_only,                /* 405 */
+    k2n_read_webhook_body,              /* 415, 413 */
+    k2n_check_webhook_location,         /* 500: no key, no record query */
+    k2n_check_webhook_signature,        /* 401 */
+    k2n_parse_webhook,                  /* 400 */
+    k2n_select_topic,                   /* 200 ignored */
+    k2n_find_account,                   /* (account_not_found, still recorded) */
+    k2n_record,                         /* 200 accepted */
+    k2n_check_resend,                   /* 200 duplicate, conflict */
+    NULL
+};
+
 static int k2n_handler(request_rec *r)
 {
     k2n_step_fn *const *step;
@@ -590,9 +867,12 @@ static int k2n_handler(request_rec *r)
     memset(&q, 0, sizeof(q));
     q.r = r;
     q.conf = ap_get_module_config(r->per_dir_config, &k2notify_module);
+    q.format = k2n_conf_format(q.conf);
+    q.audit.topic = "";
     k2_notification_init(&q.n);
 
-    for (step = k2n_form_steps; *step && rc == K2N_NEXT; step++) {
+    step = q.format == K2N_FORMAT_K2CONNECT ? k2n_webhook_steps : k2n_form_steps;
+    for (; *step && rc == K2N_NEXT; step++) {
         rc = (*step)(&q);
     }
     return rc;
@@ -646,6 +926,7 @@ static int k2n_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 static void k2n_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(k2n_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(k2n_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_test_config(k2n_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(k2n_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(k2n_handler, NULL, NULL, APR_HOOK_MIDDLE);

@@ -24,6 +24,8 @@ APLOG_USE_MODULE(k2notify);
 #define K2N_DIR_MAX_BODY        "K2NotifyMaxBody"
 #define K2N_DIR_SIGNATURE_KEY   "K2NotifySignatureKeyFile"
 #define K2N_DIR_GROUP_COMMIT    "K2NotifyGroupCommit"
+#define K2N_DIR_FORMAT          "K2NotifyFormat"
+#define K2N_DIR_TOPICS          "K2NotifyTopics"
 
 /* The cross-process lock of the module's SQLite writes, for the Mutex
  * directive ("Mutex fcntl:/run/apache2 k2notify-db"). */
@@ -37,6 +39,9 @@ APLOG_USE_MODULE(k2notify);
 #define K2N_VERSION             "unknown"
 #endif
 #define K2N_DEFAULT_MAX_BODY    8192    /* the spec's body is ~330 bytes */
+#define K2N_K2CONNECT_MAX_BODY  65536   /* K2 Connect's largest events (a
+                                         * settlement with its disbursements)
+                                         * are a few KiB */
 #define K2N_MAX_KEY_FILE        4096    /* an API key is tens of bytes */
 
 /* What became of a notification: K2_OUTCOME in the request environment,
@@ -57,13 +62,46 @@ typedef enum {
 /* "accepted", "duplicate", ... indexed by k2n_outcome_e. */
 extern const char *const k2n_outcome_names[K2N_OUTCOME_COUNT];
 
+/* What a notification is: K2's form API (the spec's POST), or a K2 Connect
+ * webhook (signed JSON). */
+typedef enum {
+    K2N_FORMAT_FORM = 0,
+    K2N_FORMAT_K2CONNECT
+} k2n_format_e;
+
+/* Which statement a query directive defines. */
+typedef enum {
+    K2N_Q_ACCOUNT = 1,
+    K2N_Q_RECORD,
+    K2N_Q_DUPLICATE
+} k2n_query_e;
+
+/* What a statement's %s is bound to. */
+typedef enum {
+    K2N_FIELD_FORM = 0,                 /* a form field (form_field) */
+    K2N_FIELD_POINTER,                  /* a JSON pointer into the webhook */
+    K2N_FIELD_RAW_BODY,                 /* the body, exactly as received */
+    K2N_FIELD_REMOTE_USER,              /* the authenticated user */
+    K2N_FIELD_DEFAULT                   /* none named: ac_no (account) or
+                                         * k2_transaction_id (duplicate) of a
+                                         * form, the event id of a webhook */
+} k2n_field_kind_e;
+
+typedef struct {
+    k2n_field_kind_e kind;
+    int form_field;                     /* k2_field_e, for K2N_FIELD_FORM */
+    const char *name;                   /* as written: field name, pointer */
+} k2n_field_t;
+
 /* A statement prepared through mod_dbd at config time. */
 typedef struct {
     const char *directive;              /* the directive that defined it */
+    k2n_query_e query;                  /* which one */
     const char *sql;                    /* as written, for log messages */
     const char *label;                  /* key in ap_dbd_t.prepared */
     int nfields;                        /* number of %s placeholders */
-    const int *fields;                  /* k2_field_e bound to each %s */
+    const k2n_field_t *fields;          /* what each %s is bound to */
+    const char *where;                  /* "line N of FILE", for messages */
 } k2n_stmt_t;
 
 /* The API key K2 signs notifications with, read from its file at startup
@@ -88,6 +126,10 @@ typedef struct {
     int handler;                        /* this section's own SetHandler: 1
                                          * k2notify, 0 another, -1 unset */
     int status_slot;                    /* its server-status row, -1 none */
+    int format;                         /* K2NotifyFormat, -1 unset (form) */
+    apr_array_header_t *topics;         /* K2NotifyTopics (NULL-terminated),
+                                         * NULL unset: every topic */
+    const char *topics_where;           /* "line N of FILE" of K2NotifyTopics */
 } k2n_dir_conf;
 
 /* Per-server configuration. */
@@ -132,6 +174,15 @@ const char *k2n_status_note_handler(cmd_parms *cmd, void *dconf,
 /* Effective values of a merged configuration. */
 const char *const *k2n_conf_currencies(const k2n_dir_conf *conf);
 const char *const *k2n_conf_billers(const k2n_dir_conf *conf);
+k2n_format_e k2n_conf_format(const k2n_dir_conf *conf);
+
+/* Why conf (merged) cannot serve a notification of its format, or NULL:
+ * the check_config hook refuses such a configuration at startup and
+ * configtest, and the handler answers 500 if one gets through. */
+const char *k2n_conf_problem(apr_pool_t *p, const k2n_dir_conf *conf,
+                             const char *section);
+int k2n_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                     server_rec *s);
 
 /* The database work of one request (mod_k2notify_dbd.c).  Each call
  * returns APR_SUCCESS, or an error with err set to a line for the log that

@@ -8,8 +8,11 @@
 #include "apr_file_io.h"
 #include "apr_file_info.h"
 
+#include "http_core.h"
+
 #include "mod_k2notify.h"
 #include "k2_sql.h"
+#include "k2_json.h"
 
 APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *k2n_dbd_acquire = NULL;
 APR_OPTIONAL_FN_TYPE(ap_dbd_open) *k2n_dbd_open = NULL;
@@ -43,6 +46,9 @@ void *k2n_create_dir_conf(apr_pool_t *p, char *dir)
     conf->key = NULL;
     conf->handler = -1;
     conf->status_slot = -1;
+    conf->format = -1;
+    conf->topics = NULL;
+    conf->topics_where = NULL;
     return conf;
 }
 
@@ -64,6 +70,9 @@ void *k2n_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     conf->handler = add->handler != -1 ? add->handler : base->handler;
     conf->status_slot = add->status_slot >= 0 ? add->status_slot
                                               : base->status_slot;
+    conf->format = add->format != -1 ? add->format : base->format;
+    conf->topics = add->topics ? add->topics : base->topics;
+    conf->topics_where = add->topics ? add->topics_where : base->topics_where;
     return conf;
 }
 
@@ -100,8 +109,220 @@ const char *const *k2n_conf_billers(const k2n_dir_conf *conf)
     return conf->billers ? (const char *const *)conf->billers->elts : NULL;
 }
 
-/* Which statement a query directive defines (its cmd->info). */
-enum { K2N_Q_ACCOUNT = 1, K2N_Q_RECORD, K2N_Q_DUPLICATE };
+k2n_format_e k2n_conf_format(const k2n_dir_conf *conf)
+{
+    return conf->format == K2N_FORMAT_K2CONNECT ? K2N_FORMAT_K2CONNECT
+                                                : K2N_FORMAT_FORM;
+}
+
+/* Whether the FIELDs of st fit the format; NULL or why not. */
+static const char *k2n_stmt_problem(apr_pool_t *p, const k2n_stmt_t *st,
+                                    k2n_format_e format, const char *section)
+{
+    int i;
+
+    for (i = 0; st && i < st->nfields; i++) {
+        const k2n_field_t *f = &st->fields[i];
+
+        if (format == K2N_FORMAT_K2CONNECT && f->kind == K2N_FIELD_FORM) {
+            return apr_psprintf(p, "%s (%s): '%s' is a form field, but %s has "
+                                K2N_DIR_FORMAT " k2connect: name JSON pointers "
+                                "into the webhook's body (such as /id or "
+                                "/event/resource/reference), raw_body or "
+                                "remote_user", st->directive, st->where,
+                                f->name, section);
+        }
+        if (format == K2N_FORMAT_K2CONNECT && f->kind == K2N_FIELD_DEFAULT
+            && st->query == K2N_Q_ACCOUNT) {
+            return apr_psprintf(p, "%s (%s): in %s (" K2N_DIR_FORMAT
+                                " k2connect) it needs its FIELD, a JSON "
+                                "pointer: a K2 Connect event has no account "
+                                "number of K2's form (an STK push's may be in "
+                                "/data/attributes/metadata)", st->directive,
+                                st->where, section);
+        }
+        if (format == K2N_FORMAT_FORM && (f->kind == K2N_FIELD_POINTER
+                                          || f->kind == K2N_FIELD_RAW_BODY)) {
+            return apr_psprintf(p, "%s (%s): '%s' is a FIELD of K2 Connect "
+                                "webhooks, but %s receives K2's form ("
+                                K2N_DIR_FORMAT " form, the default): set "
+                                K2N_DIR_FORMAT " k2connect there, or name form "
+                                "fields", st->directive, st->where, f->name,
+                                section);
+        }
+    }
+    return NULL;
+}
+
+const char *k2n_conf_problem(apr_pool_t *p, const k2n_dir_conf *conf,
+                             const char *section)
+{
+    k2n_format_e format = k2n_conf_format(conf);
+    const k2n_stmt_t *stmts[3];
+    const char *why;
+    int i;
+
+    stmts[0] = conf->account;
+    stmts[1] = conf->record;
+    stmts[2] = conf->duplicate;
+    for (i = 0; i < 3; i++) {
+        if ((why = k2n_stmt_problem(p, stmts[i], format, section)) != NULL) {
+            return why;
+        }
+    }
+    if (format == K2N_FORMAT_FORM && conf->topics) {
+        return apr_psprintf(p, K2N_DIR_TOPICS " (%s): %s receives K2's form ("
+                            K2N_DIR_FORMAT " form, the default), which has no "
+                            "topics: set " K2N_DIR_FORMAT " k2connect",
+                            conf->topics_where, section);
+    }
+    if (format == K2N_FORMAT_K2CONNECT && conf->handler == 1) {
+        if (!conf->key) {
+            return apr_psprintf(p, "%s has " K2N_DIR_FORMAT " k2connect but no "
+                                K2N_DIR_SIGNATURE_KEY ": K2 Connect webhooks "
+                                "are authenticated by their signature (the "
+                                "X-KopoKopo-Signature header, made with the "
+                                "API key), so the key is required", section);
+        }
+        if (!conf->record) {
+            return apr_psprintf(p, "%s has " K2N_DIR_FORMAT " k2connect but no "
+                                K2N_DIR_RECORD_QUERY, section);
+        }
+    }
+    return NULL;
+}
+
+/* Does the section at outer apply to every URL (or directory) of inner?
+ * Plain paths only: a prefix, at a '/' boundary. */
+static int k2n_encloses(const core_dir_config *outer,
+                        const core_dir_config *inner)
+{
+    apr_size_t n;
+
+    if (!outer->d || !inner->d || outer->r || inner->r || outer->d_is_fnmatch) {
+        return 0;
+    }
+    n = strlen(outer->d);
+    return strncmp(outer->d, inner->d, n) == 0
+           && (n == 0 || outer->d[n - 1] == '/' || inner->d[n] == '\0'
+               || inner->d[n] == '/');
+}
+
+/* Check each section as a request would see it: merged with the sections
+ * before it that enclose it, in the order httpd merges them.  Returns the
+ * number of problems logged. */
+static int k2n_check_sections(apr_pool_t *p, server_rec *s,
+                              const apr_array_header_t *sections,
+                              const char *kind, apr_hash_t *seen)
+{
+    ap_conf_vector_t **sec = (ap_conf_vector_t **)sections->elts;
+    int i, j, problems = 0;
+
+    for (i = 0; i < sections->nelts; i++) {
+        const core_dir_config *core = ap_get_core_module_config(sec[i]);
+        k2n_dir_conf *conf = NULL;
+        const char *why;
+
+        if (apr_hash_get(seen, &sec[i], sizeof(sec[i])) || !core || !core->d) {
+            continue;                   /* a virtual host repeats the main's */
+        }
+        apr_hash_set(seen, &sec[i], sizeof(sec[i]), sec[i]);
+        for (j = 0; j <= i; j++) {
+            const core_dir_config *outer = ap_get_core_module_config(sec[j]);
+            k2n_dir_conf *add = ap_get_module_config(sec[j], &k2notify_module);
+
+            if (!add || (j < i && !(outer && k2n_encloses(outer, core)))) {
+                continue;
+            }
+            conf = conf ? k2n_merge_dir_conf(p, conf, add) : add;
+        }
+        if (!conf) {
+            continue;
+        }
+        why = k2n_conf_problem(p, conf, apr_psprintf(p, "<%s%s %s>", kind,
+                                                     core->r ? "Match" : "",
+                                                     core->d));
+        if (why) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "%s",
+                         why);
+            problems++;
+        }
+    }
+    return problems;
+}
+
+/* The check_config hook: what no single directive can tell (the format of
+ * a location, maybe set in an enclosing one) fails configtest here. */
+int k2n_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                     server_rec *s)
+{
+    apr_hash_t *seen = apr_hash_make(ptemp);
+    int problems = 0;
+
+    (void)pconf; (void)plog;
+    for (; s; s = s->next) {
+        core_server_config *sconf = ap_get_core_module_config(s->module_config);
+
+        problems += k2n_check_sections(ptemp, s, sconf->sec_url, "Location",
+                                       seen);
+        problems += k2n_check_sections(ptemp, s, sconf->sec_dir, "Directory",
+                                       seen);
+    }
+    return problems ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}
+
+/* "line N of FILE" of the directive being read. */
+static const char *k2n_where(cmd_parms *cmd)
+{
+    return cmd->directive ? apr_psprintf(cmd->pool, "line %d of %s",
+                                         cmd->directive->line_num,
+                                         cmd->directive->filename)
+                          : "the command line";
+}
+
+/* One FIELD of a query directive: a form field, a JSON pointer (a webhook's;
+ * which format the location has is checked once the whole configuration is
+ * read: k2n_check_config), raw_body or remote_user.  NULL, or why not. */
+static const char *k2n_parse_field(cmd_parms *cmd, const char *f,
+                                   k2n_field_t *field)
+{
+    const char *why;
+
+    field->name = f;
+    field->form_field = -1;
+    if (strcmp(f, "remote_user") == 0) {
+        field->kind = K2N_FIELD_REMOTE_USER;
+        return NULL;
+    }
+    if (strcmp(f, "raw_body") == 0) {
+        field->kind = K2N_FIELD_RAW_BODY;
+        return NULL;
+    }
+    if (f[0] == '/') {
+        if ((why = k2_json_pointer_check(f)) != NULL) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a JSON pointer "
+                                "(RFC 6901): %s", cmd->cmd->name, f, why);
+        }
+        field->kind = K2N_FIELD_POINTER;
+        return NULL;
+    }
+    field->kind = K2N_FIELD_FORM;
+    field->form_field = k2_field_lookup(f, strlen(f), 0);
+    if (field->form_field < 0) {
+        char *known = apr_pstrdup(cmd->temp_pool, k2_field_name(0));
+        int k;
+
+        for (k = 1; k < K2_F_COUNT; k++) {
+            known = apr_pstrcat(cmd->temp_pool, known, " ", k2_field_name(k),
+                                NULL);
+        }
+        return apr_psprintf(cmd->pool, "%s: unknown field '%s' (known fields: "
+                            "%s; in a " K2N_DIR_FORMAT " k2connect location: "
+                            "JSON pointers such as /id, and raw_body)",
+                            cmd->cmd->name, f, known);
+    }
+    return NULL;
+}
 
 /* K2NotifyAccountQuery "SQL" [FIELD ...] (default ac_no),
  * K2NotifyRecordQuery "SQL" FIELD ... and
@@ -115,7 +336,8 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
     int kind = (int)(apr_uintptr_t)cmd->info;
     k2n_stmt_t *st;
     k2_sql_info_t sql;
-    int *fields, nfields, nplaceholders, i;
+    k2n_field_t *fields;
+    int nfields, nplaceholders, i;
 
     if (argc < 1 || !*argv[0]) {
         return apr_psprintf(cmd->pool, "%s: needs the SQL statement as its "
@@ -166,26 +388,32 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
     nfields = argc - 1;
     if (nfields == 0) {                 /* the directive's default FIELD */
         nfields = 1;
-        fields = apr_palloc(cmd->pool, sizeof(int));
-        fields[0] = kind == K2N_Q_ACCOUNT ? K2_F_AC_NO : K2_F_K2_TRANSACTION_ID;
+        fields = apr_pcalloc(cmd->pool, sizeof(*fields));
+        fields[0].kind = K2N_FIELD_DEFAULT;
+        fields[0].form_field = kind == K2N_Q_ACCOUNT ? K2_F_AC_NO
+                                                     : K2_F_K2_TRANSACTION_ID;
+        fields[0].name = k2_field_name(fields[0].form_field);
     }
     else {
-        fields = apr_palloc(cmd->pool, sizeof(int) * (apr_size_t)nfields);
+        int form = 0, json = 0;
+
+        fields = apr_pcalloc(cmd->pool, sizeof(*fields) * (apr_size_t)nfields);
         for (i = 0; i < nfields; i++) {
-            const char *f = argv[i + 1];
+            const char *why = k2n_parse_field(cmd, argv[i + 1], &fields[i]);
 
-            fields[i] = k2_field_lookup(f, strlen(f), 0);
-            if (fields[i] < 0) {
-                char *known = apr_pstrdup(cmd->temp_pool, k2_field_name(0));
-                int k;
-
-                for (k = 1; k < K2_F_COUNT; k++) {
-                    known = apr_pstrcat(cmd->temp_pool, known, " ",
-                                        k2_field_name(k), NULL);
-                }
-                return apr_psprintf(cmd->pool, "%s: unknown field '%s' (known "
-                                    "fields: %s)", name, f, known);
+            if (why) {
+                return why;
             }
+            form |= fields[i].kind == K2N_FIELD_FORM;
+            json |= fields[i].kind == K2N_FIELD_POINTER
+                    || fields[i].kind == K2N_FIELD_RAW_BODY;
+        }
+        if (form && json) {
+            return apr_psprintf(cmd->pool, "%s: the FIELDs mix form fields and "
+                                "JSON pointers (or raw_body): a location receives "
+                                "either K2's form (" K2N_DIR_FORMAT " form) or "
+                                "K2 Connect webhooks (" K2N_DIR_FORMAT
+                                " k2connect)", name);
         }
     }
     if (nplaceholders != nfields) {
@@ -199,6 +427,8 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
 
     st = apr_pcalloc(cmd->pool, sizeof(*st));
     st->directive = name;
+    st->query = (k2n_query_e)kind;
+    st->where = k2n_where(cmd);
     st->sql = argv[0];
     st->label = apr_psprintf(cmd->pool, "k2notify_%u", ++label_counter);
     st->nfields = nfields;
@@ -225,8 +455,14 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
 static const char *k2n_add_to_list(cmd_parms *cmd, void *dconf, const char *arg)
 {
     k2n_dir_conf *conf = dconf;
-    apr_array_header_t **list = cmd->info ? &conf->billers : &conf->currencies;
+    int which = (int)(apr_uintptr_t)cmd->info;
+    apr_array_header_t **list = which == 1 ? &conf->billers
+                              : which == 2 ? &conf->topics : &conf->currencies;
     const char *s;
+
+    if (which == 2) {
+        conf->topics_where = k2n_where(cmd);
+    }
 
     for (s = arg; *s; s++) {
         if (apr_iscntrl(*s) || apr_isspace(*s)) {
@@ -267,6 +503,23 @@ static const char *k2n_set_max_body(cmd_parms *cmd, void *dconf, const char *arg
                             "1 to 1048576", cmd->cmd->name, arg);
     }
     conf->max_body = n;
+    return NULL;
+}
+
+static const char *k2n_set_format(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    k2n_dir_conf *conf = dconf;
+
+    if (strcmp(arg, "form") == 0) {
+        conf->format = K2N_FORMAT_FORM;
+    }
+    else if (strcmp(arg, "k2connect") == 0) {
+        conf->format = K2N_FORMAT_K2CONNECT;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a format: form or "
+                            "k2connect", cmd->cmd->name, arg);
+    }
     return NULL;
 }
 
@@ -415,6 +668,12 @@ const command_rec k2n_cmds[] = {
     AP_INIT_TAKE1(K2N_DIR_SIGNATURE_KEY, k2n_set_signature_key, NULL, ACCESS_CONF,
                   "file holding K2's API key: every notification must then "
                   "carry a valid signature"),
+    AP_INIT_TAKE1(K2N_DIR_FORMAT, k2n_set_format, NULL, ACCESS_CONF,
+                  "form (default: K2's HTTP POST notification API) or k2connect "
+                  "(K2 Connect webhooks: signed JSON)"),
+    AP_INIT_ITERATE(K2N_DIR_TOPICS, k2n_add_to_list, (void *)2, ACCESS_CONF,
+                    "K2 Connect topics recorded (default: every topic); a "
+                    "signed event of another topic is answered 200, ignored"),
     AP_INIT_FLAG(K2N_DIR_GROUP_COMMIT, k2n_set_group_commit, NULL, RSRC_CONF,
                  "On (default with SQLite and a threaded MPM): notifications "
                  "that queue while a commit runs share the next one"),

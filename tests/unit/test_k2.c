@@ -1575,6 +1575,16 @@ static void test_reply_error_with_reason(void)
     CHECK_STR(buf, want);
 }
 
+static void test_reply_webhook_names_the_outcome(void)
+{
+    static const char want[] = "{\"description\":\"OK\",\"outcome\":\"ignored\"}";
+    char buf[sizeof(want)];
+
+    CHECK_INT(k2_reply_webhook("ignored", buf, sizeof(buf)), sizeof(want) - 1);
+    CHECK_STR(buf, want);
+    CHECK_INT(k2_reply_webhook("ignored", buf, sizeof(want) - 1), 0);
+}
+
 static void test_reply_error_null_reason_omits_key(void)
 {
     static const char want[] = "{\"description\":\"Bad Request\"}";
@@ -2215,6 +2225,7 @@ UNIT_SUITE(k2,
     T(test_reply_status_too_small_buffer_is_zero),
     T(test_status_codes_and_descriptions),
     T(test_reply_error_with_reason),
+    T(test_reply_webhook_names_the_outcome),
     T(test_reply_error_null_reason_omits_key),
     T(test_reply_error_reason_is_json_escaped),
     T(test_reply_error_keeps_utf8_reason),
