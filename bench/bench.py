@@ -21,6 +21,9 @@ Environment: BENCH_SECONDS (per scenario, default 5), BENCH_CONNECTIONS
 (default 16), BENCH_MEMORY_REQUESTS (default 200000).
 """
 import collections
+import hashlib
+import hmac
+import json
 import os
 import re
 import shutil
@@ -85,8 +88,43 @@ RECORD_PG = RECORD.replace("%s, %s, %s, %s, %s)",
                            "%s, %s, CAST(%s AS numeric), %s, CAST(%s AS timestamp))")
 LOOKUP = 'K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"'
 
+# K2 Connect: the shipped sample's statement, on its schema.
+K2C_SAMPLE = os.path.join(HERE, "..", "conf-samples", "k2notify-k2connect.conf")
+K2C_SCHEMA = os.path.join(HERE, "..", "conf-samples", "schema-k2connect-sqlite.sql")
+K2C_KEY = b"bench-k2connect-api-key"
+with open(K2C_SAMPLE) as _f:
+    WEBHOOK_RECORD = re.search(r"(K2NotifyRecordQuery .*?raw_body remote_user)",
+                               _f.read(), re.S).group(1)
+WEBHOOK = json.dumps({   # a buygoods payment as K2 posts it (compact)
+    "topic": "buygoods_transaction_received", "id": "@ID@",
+    "created_at": "2020-10-22T10:43:20+03:00",
+    "event": {"type": "Buygoods Transaction", "resource": {
+        "id": "458712f-gr76y-24b9-40fc-ae57-2d35785760", "amount": "100.0",
+        "status": "Received", "system": "Lipa Na M-PESA", "currency": "KES",
+        "reference": "OJM6Q1W84K", "till_number": "514459",
+        "sender_phone_number": "+254999999999",
+        "hashed_sender_phone": "abc123hashedphone",
+        "origination_time": "2020-10-22T10:43:19+03:00",
+        "sender_last_name": "Doe", "sender_first_name": "Jane",
+        "sender_middle_name": None}},
+    "_links": {"self": "https://sandbox.kopokopo.com/webhook_events/@ID@",
+               "resource": "https://sandbox.kopokopo.com/financial_transaction/"
+                           "458712f-gr76y-24b9-40fc-ae57-2d35785760"}},
+    separators=(",", ":"))
 
-def locations(record, mpm_lines=None):
+
+def webhooks_file(directory, prefix, count):
+    """count signed webhooks with ids prefix-0, prefix-1, ..."""
+    path = os.path.join(directory, f"webhooks-{prefix}.txt")
+    with open(path, "w") as f:
+        for i in range(count):
+            body = WEBHOOK.replace("@ID@", f"{prefix}-{i}").encode()
+            f.write(hmac.new(K2C_KEY, body, hashlib.sha256).hexdigest() + "\t"
+                    + body.decode() + "\n")
+    return path
+
+
+def locations(record, mpm_lines=None, webhook=True):
     conf = (MPM if mpm_lines is None else mpm_lines) + f"""
 DocumentRoot "{{dir}}/htdocs"
 <Location /static>
@@ -102,6 +140,15 @@ DocumentRoot "{{dir}}/htdocs"
 {AUTH}
     {record}
     {LOOKUP}
+</Location>
+"""
+    if webhook:     # SQLite only: every statement must prepare on the database
+        conf += f"""
+<Location /k2/webhook>
+    SetHandler k2notify
+    K2NotifyFormat k2connect
+    K2NotifySignatureKeyFile "{{dir}}/k2connect.key"
+    {WEBHOOK_RECORD}
 </Location>
 """
     for _, _, loc in HASHES:
@@ -129,9 +176,15 @@ def server(name, record, status=False, mpm_lines=None, **kw):
     # synchronous=FULL: in WAL mode NORMAL skips the fsync of each commit, so
     # a power cut could lose a payment already answered 01.
     extra = "" if kw.get("pgsql") else 'DBDInitSQL "PRAGMA synchronous = FULL"\n'
-    s = Httpd(name, locations(record, mpm_lines) + (STATUS if status else ""),
+    with open(K2C_SCHEMA) as f:
+        schema = f.read()
+    s = Httpd(name, locations(record, mpm_lines, webhook=not kw.get("pgsql"))
+              + (STATUS if status else ""),
               modules=mods, dbd_extra=extra,
+              extra_sql="" if kw.get("pgsql") else schema,
               loglevel=os.environ.get("BENCH_LOGLEVEL", "warn"), **kw)
+    with open(os.path.join(s.dir, "k2connect.key"), "wb") as f:
+        f.write(K2C_KEY)
     os.makedirs(os.path.join(s.dir, "htdocs", "static"))
     with open(os.path.join(s.dir, "htdocs", "static", "reply.json"), "w") as f:
         f.write(REPLY)
@@ -143,10 +196,11 @@ def server(name, record, status=False, mpm_lines=None, **kw):
     return s
 
 
-def wrk(url, mode, prefix, seconds=SECONDS, connections=CONNECTIONS):
+def wrk(url, mode, prefix, seconds=SECONDS, connections=CONNECTIONS,
+        extra=None):
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-         "-s", LUA, url, "--", mode, prefix, Httpd.basic()],
+         "-s", LUA, url, "--", mode, prefix, extra or Httpd.basic()],
         capture_output=True, text=True, check=True).stdout
     m = re.search(r"^K2RESULT (.*)$", out, re.M)
     if not m:
@@ -154,6 +208,16 @@ def wrk(url, mode, prefix, seconds=SECONDS, connections=CONNECTIONS):
     r = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     return r
+
+
+def alternate(a, b, rounds=3):
+    """b's requests/s over a's, each run rounds times in turn (a, b, a, b...)
+    so that the machine's drift weighs on both alike."""
+    ra = rb = 0.0
+    for i in range(rounds):
+        ra += a(i)["rps"]
+        rb += b(i)["rps"]
+    return rb / ra
 
 
 def fsync_ceiling(directory, seconds=2.0):
@@ -250,6 +314,8 @@ def main():
             ("lookup: account query only", sq, "/k2/lookup", "distinct", None),
             ("full path, SQLite (WAL, synchronous=FULL)", sq, "/k2/notify",
              "distinct", "record"),
+            ("full path, K2 Connect webhook, SQLite", sq, "/k2/webhook",
+             "webhook", "webhook"),
             ("full path, PostgreSQL", pgs, "/k2/notify", "distinct", "record"),
             ("duplicates: one notification again", sq, "/k2/notify", "same",
              "dup"),
@@ -267,7 +333,8 @@ def main():
                 # The disk is shared and noisy: its ceiling is measured just
                 # before and just after the SQLite run, and averaged.
                 ceiling = [fsync_ceiling(os.path.dirname(sq.db))]
-            r = wrk(s.base + path, mode, prefix)
+            r = wrk(s.base + path, mode, prefix, extra=webhooks_file(
+                        s.dir, prefix, SECONDS * 16000) if mode == "webhook" else None)
             if check == "record" and s is sq:
                 ceiling.append(fsync_ceiling(os.path.dirname(sq.db)))
                 sq_commit = sum(ceiling) / 2
@@ -277,7 +344,8 @@ def main():
                                 f"{r['socket_errors']} socket errors, "
                                 f"{r['other']} replies other than 01")
             if check:
-                problem = exactly_once(s, prefix, r, dup=(check == "dup"))
+                problem = exactly_once(s, prefix, r, dup=(check == "dup"),
+                                       webhook=(check == "webhook"))
                 if problem:
                     failures.append(f"{label}: {problem}")
 
@@ -291,12 +359,24 @@ def main():
             print(f"{label:44} {r['rps']:8.0f} {r['p50_us'] / 1000:7.2f} "
                   f"{r['p99_us'] / 1000:7.2f} {r['non2xx']:7d} "
                   f"{str(r.get('rows', '-')):>7} {r['rps'] / base:7.2f}")
-        full = results[2][1]
-        dup, counted = results[4][1], results[5][1]
+        full, hook = results[2][1], results[3][1]
+        dup, counted = results[5][1], results[6][1]
+        # Two rows of one run each differ by +-10 % on this shared machine:
+        # the ratios that have a target are measured again, alternating.
+        hook_ratio = alternate(
+            lambda i: wrk(sq.base + "/k2/notify", "distinct", f"{run}-af{i}",
+                          seconds=2),
+            lambda i: wrk(sq.base + "/k2/webhook", "webhook", f"{run}-aw{i}",
+                          seconds=2, extra=webhooks_file(sq.dir, f"{run}-aw{i}",
+                                                         40000)))
+        counters_ratio = alternate(
+            lambda i: wrk(sq.base + "/k2/notify", "same", f"{run}-5", seconds=2),
+            lambda i: wrk(sqs.base + "/k2/notify", "same", f"{run}-6", seconds=2))
+        print(f"\nK2 Connect webhook vs form, full path on SQLite: "
+              f"{hook_ratio:.2f} x the requests/s (3 x 2 s each, alternating)")
         print(f"\nserver-status counters (mod_status loaded, ExtendedStatus "
-              f"Off): duplicates {counted['rps'] / dup['rps']:.2f} x without, "
-              f"p50 {counted['p50_us'] / 1000:.2f} ms vs "
-              f"{dup['p50_us'] / 1000:.2f} ms")
+              f"Off): duplicates {counters_ratio:.2f} x without (3 x 2 s each, "
+              f"alternating; in the table {counted['rps'] / dup['rps']:.2f})")
         problem = counters_match_access_log(sqs)
         if problem:
             failures.append(f"server-status counters: {problem}")
@@ -310,6 +390,8 @@ def main():
              f"{results[1][1]['rps'] / base:.2f}"),
             (f"SQLite full path p99 <= 25 ms at {CONNECTIONS} connections",
              full["p99_us"] <= 25000, f"{full['p99_us'] / 1000:.1f} ms"),
+            ("K2 Connect full path within 10 % of the form's (SQLite)",
+             hook_ratio >= 0.9, f"{hook_ratio:.2f}"),
         ]
 
         rows = sqlite_layouts(run, failures, "the disk as it is")
@@ -471,7 +553,7 @@ def layout_targets(rows, title, ratios):
     return targets
 
 
-def exactly_once(s, prefix, r, dup=False):
+def exactly_once(s, prefix, r, dup=False, webhook=False):
     """Compare what the server answered 01 (its access log: every reply it
     sent, including those wrk stopped waiting for at the end of the run)
     with the rows of the database.  Returns a problem, or None."""
@@ -479,7 +561,7 @@ def exactly_once(s, prefix, r, dup=False):
     # until the access log and the table stop growing.
     deadline, last = time.time() + 10, None
     while time.time() < deadline:
-        now = (len(s.access_lines()), len(recorded_ids(s, prefix)))
+        now = (len(s.access_lines()), len(recorded_ids(s, prefix, webhook)))
         if now == last:
             break
         last = now
@@ -493,14 +575,14 @@ def exactly_once(s, prefix, r, dup=False):
             if not parts[0].startswith(prefix + "-"):
                 continue
             replies += 1
-            if status == "200" and parts[4] == "01":
+            if status == "200" and (parts[4] == "01" or webhook):
                 answered[(parts[0], parts[5])] += 1
             else:
                 return f"{parts[0]} answered {status} {parts[4]} {parts[5]}"
     accepted = {i for (i, o), n in answered.items() if o == "accepted"}
     if any(n > 1 for (i, o), n in answered.items() if o == "accepted"):
         return "an id was accepted twice"
-    rows = recorded_ids(s, prefix)
+    rows = recorded_ids(s, prefix, webhook)
     r["rows"] = len(rows)
     if dup:
         if len(rows) != 1 or len(accepted) != 1:
@@ -541,9 +623,11 @@ def counters_match_access_log(s):
     return None
 
 
-def recorded_ids(s, prefix):
+def recorded_ids(s, prefix, webhook=False):
     like = prefix + "-%"
-    if s.pgsql:
+    if webhook:
+        q = s.query("SELECT event_id FROM k2_events WHERE event_id LIKE ?", like)
+    elif s.pgsql:
         q = s.pgsql.query("SELECT k2_transaction_id FROM k2_transactions "
                           "WHERE k2_transaction_id LIKE ?", like)
     else:

@@ -117,10 +117,13 @@ DBD_SETUP_LOCKED = re.compile(
 RETRIED_OPEN = re.compile(r"\[k2notify:warn\] \[pid (\d+):tid (\d+)\] .* a database "
                           r"connection at the \d+\w\w attempt")
 
-# Lines that mean trouble unless the test declared them (expect_error).
+# Lines that mean trouble unless the test declared them (expect_error).  A
+# line's level is its second bracket ("[date] [module:level] ..."): a value
+# a webhook sent may hold the text ":error]" anywhere after it.
 ALWAYS_BAD = re.compile(r"Segmentation fault|exit signal|AddressSanitizer|"
-                        r"runtime error:|database is locked|:crit\]|:alert\]|"
-                        r":emerg\]")
+                        r"runtime error:|database is locked|"
+                        r"^\[[^\]]*\] \[[^\]]*:(crit|alert|emerg)\]")
+ERROR_LINE = re.compile(r"^\[[^\]]*\] \[[^\]]*:error\]")
 
 
 def free_port():
@@ -420,7 +423,7 @@ CustomLog "{self.access_log}" k2
                 continue
             expected = any(p.search(line) for p in self.expected_errors)
             if CRASH.search(line) or (not expected and (
-                    ALWAYS_BAD.search(line) or ":error]" in line)):
+                    ALWAYS_BAD.search(line) or ERROR_LINE.search(line))):
                 bad.append(line)
         return bad
 
