@@ -11,7 +11,7 @@
 
 #include "k2_notification.h"
 
-static int k2_hexval(unsigned char c)
+int k2_hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -88,8 +88,8 @@ k2_reason_e k2_form_decode(const char *in, size_t len, char *out, size_t *outlen
             if (len - i < 3) {
                 return K2_BAD_ESCAPE;
             }
-            hi = k2_hexval((unsigned char)in[i + 1]);
-            lo = k2_hexval((unsigned char)in[i + 2]);
+            hi = k2_hex_value((unsigned char)in[i + 1]);
+            lo = k2_hex_value((unsigned char)in[i + 2]);
             if (hi < 0 || lo < 0) {
                 return K2_BAD_ESCAPE;
             }

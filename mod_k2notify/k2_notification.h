@@ -93,6 +93,9 @@ typedef void k2_pair_fn(void *baton, const char *name, const char *value);
 k2_reason_e k2_form_parse(k2_notification_t *n, const char *buf, size_t len,
                           char *scratch, k2_pair_fn *on_pair, void *baton);
 
+/* The value of the hex digit c (either case), or -1. */
+int k2_hex_value(unsigned char c);
+
 /* 1 if s is valid UTF-8 (no overlongs, surrogates or code points past
  * U+10FFFF), else 0. */
 int k2_utf8_valid(const char *s, size_t len);

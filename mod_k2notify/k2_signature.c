@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "k2_notification.h"
 #include "k2_signature.h"
 
 static int k2_pair_cmp(const void *a, const void *b)
@@ -113,21 +114,6 @@ int k2_signature_valid(const char *base, size_t len,
     return ok;
 }
 
-/* The value of one hex digit, or -1. */
-static int k2_hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int k2_connect_signature_valid(const char *body, size_t len,
                                const unsigned char *key, size_t keylen,
                                const char *header)
@@ -145,8 +131,8 @@ int k2_connect_signature_valid(const char *body, size_t len,
         return 0;
     }
     for (i = 0; i < sizeof(claimed); i++) {
-        int hi = k2_hex_digit(header[2 * i]);
-        int lo = k2_hex_digit(header[2 * i + 1]);
+        int hi = k2_hex_value((unsigned char)header[2 * i]);
+        int lo = k2_hex_value((unsigned char)header[2 * i + 1]);
 
         if (hi < 0 || lo < 0) {
             return 0;

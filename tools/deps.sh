@@ -6,7 +6,7 @@ set -eu
 
 build="gcc make apache2-dev libjansson-dev libssl-dev"
 run="apache2 apache2-utils libaprutil1-dbd-sqlite3 sqlite3 curl"
-test="python3 python3-pytest python3-requests python3-psycopg2 postgresql libaprutil1-dbd-pgsql fail2ban"
+test="python3 python3-pytest python3-requests python3-psycopg2 postgresql libaprutil1-dbd-pgsql fail2ban locales"
 fuzz="clang-14 libclang-rt-14-dev"
 # make deb: dpkg-buildpackage with debhelper (dh_apache2 is in apache2-dev)
 deb="dpkg-dev debhelper build-essential lintian"

@@ -94,6 +94,32 @@ MaxConnectionsPerChild  0
 """),
 }
 
+# One event child, one pooled connection: every request meets the same
+# statements (tests of what happens to a connection).
+ONE_CONNECTION = """
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 8
+MaxRequestWorkers 8
+MinSpareThreads 1
+MaxSpareThreads 8
+DBDMin 1
+DBDKeep 1
+DBDMax 1
+"""
+
+# The spec's example as recorded by a statement that binds every field.
+SPEC_ROW = {
+    "k2_transaction_id": "15", "ac_no": ACCOUNT, "amount": "1500",
+    "currency": "KES", "transaction_timestamp": "2011-04-26T13:03:00",
+    "k2_account_id": "12", "mm_system_id": "M-PESA",
+    "mp_transaction_id": "54445", "biller_number": "888555",
+    "transaction_date": "26/4/11", "transaction_time": "1:03 PM",
+    "transaction_type": "Paybill", "sender": "0723456789",
+    "first_name": "John", "middle_name": "K.", "last_name": "Doe",
+    "remote_user": "k2login",
+}
+
 MODULES = ["mpm_{mpm}", "authn_core", "authn_file", "authz_core", "authz_user",
            "auth_basic", "dbd"]
 
@@ -223,11 +249,11 @@ class Httpd:
             dbd_lines = (f'DBDriver sqlite3\nDBDParams "{self.db}"\n'
                          'DBDInitSQL "PRAGMA synchronous = FULL"\n')
         dbd_lines += dbd_extra
-        if HTTPD_ENV:
-            # Children stay dumpable after setuid: the sanitizer runtimes read
-            # their options from /proc/self/environ (UBSan's only when it
-            # first reports, in a child); a core dump is a report too.
-            user_lines += f'CoreDumpDirectory "{self.sanitizer_dir}"\n'
+        # Children stay dumpable after setuid: the sanitizer runtimes read
+        # their options from /proc/self/environ (UBSan's only when it first
+        # reports, in a child); a core dump (where `ulimit -c` allows one) is
+        # a report too.
+        user_lines += f'CoreDumpDirectory "{self.sanitizer_dir}"\n'
         self.body = body.format(htpasswd=self.htpasswd, db=self.db, dir=self.dir)
         with open(self.conf, "w") as f:
             f.write(f"""# written by tests/integration/conftest.py for {name}
@@ -298,6 +324,11 @@ CustomLog "{self.access_log}" k2
 
     def cleanup(self):
         reports = self.sanitizer_reports()
+        keep = os.environ.get("K2NOTIFY_KEEP_FAILED")
+        if keep and (reports or self.unexpected_errors()):
+            # for a post-mortem: the server's directory (its logs, any core)
+            shutil.copytree(self.dir, os.path.join(
+                keep, os.path.basename(self.dir)), dirs_exist_ok=True)
         shutil.rmtree(self.dir, ignore_errors=True)
         assert not reports, (f"sanitizer reports of {self.name}:\n"
                              + "\n".join(reports))

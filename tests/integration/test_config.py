@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from conftest import (ACCOUNT, AUTH, CONTRACT_LOCATION, SCHEMA, SPEC_BODY, TOP,
-                      form, notification, run_user, wait_access)
+from conftest import (ACCOUNT, AUTH, CONTRACT_LOCATION, SCHEMA, SPEC_BODY,
+                      SPEC_ROW, TOP, form, notification, run_user, wait_access)
 
 ACCEPTED = '{"status":"01","description":"Accepted"}'
 ACCOUNT_NOT_FOUND = '{"status":"02","description":"Account not Found"}'
@@ -297,16 +297,7 @@ def test_shipped_sqlite_sample_passes_configtest_and_records_all_17_fields_of_th
     row = row[0]
     received_at = row.pop("received_at")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", received_at)
-    assert row == {
-        "k2_transaction_id": "15", "ac_no": ACCOUNT, "amount": "1500",
-        "currency": "KES", "transaction_timestamp": "2011-04-26T13:03:00",
-        "k2_account_id": "12", "mm_system_id": "M-PESA",
-        "mp_transaction_id": "54445", "biller_number": "888555",
-        "transaction_date": "26/4/11", "transaction_time": "1:03 PM",
-        "transaction_type": "Paybill", "sender": "0723456789",
-        "first_name": "John", "middle_name": "K.", "last_name": "Doe",
-        "remote_user": "k2login",
-    }
+    assert row == SPEC_ROW
     assert len(row) == 17 and None not in row.values()
 
     # The sample's audit-trail LogFormat writes its own log.

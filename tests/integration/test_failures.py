@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import (ACCOUNT, AUTH, CONTRACT_LOCATION,
+from conftest import (ACCOUNT, AUTH, CONTRACT_LOCATION, ONE_CONNECTION,
                       notification, wait_access)
 
 ACCEPTED = '{"status":"01","description":"Accepted"}'
@@ -325,18 +325,6 @@ def test_schema_change_while_running_keeps_answering_01(make_httpd):
 
 # -- SQLite: statements that expire or return rows (issue 9) ---------------------
 
-# One child, one pooled connection: every request meets the same statements.
-ONE_CONNECTION = """
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 8
-MaxRequestWorkers 8
-MinSpareThreads 1
-MaxSpareThreads 8
-DBDMin 1
-DBDKeep 1
-DBDMax 1
-"""
 DUPLICATE_LOCATION = CONTRACT_LOCATION.replace(
     "    K2NotifyCurrencies KES\n",
     '    K2NotifyDuplicateQuery "SELECT ac_no, amount FROM k2_transactions '

@@ -463,8 +463,11 @@ def test_database_failure_is_500_never_200_and_a_resend_is_accepted_after(make_h
         assert len(events(s, json.loads(body)["id"])) == 1
         s.expect_error(r"\[k2notify:error\] .*cannot prepare the K2Notify\w+ "
                        r"statement again \(1\): no such table: k2_events")
-        # a connection mod_dbd opens meanwhile cannot prepare them either
+        # a connection mod_dbd opens meanwhile cannot prepare them either,
+        # and the request that needed it has none
         s.expect_error(r"\[dbd:error\] .*AH0063[23]: ")
+        s.expect_error(r"\[k2notify:error\] .* webhook .*outcome=error: no "
+                       r"database connection")
     finally:
         s.stop()
         bad = s.unexpected_errors()

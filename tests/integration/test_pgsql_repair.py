@@ -18,22 +18,9 @@ import tempfile
 
 import pytest
 
-from conftest import ACCOUNT, AUTH, notification, wait_access
+from conftest import ACCOUNT, AUTH, ONE_CONNECTION, notification, wait_access
 from pgserver import Postgres
 from test_pgsql import ACCEPTED, INTERNAL_ERROR, count_ids, pg_node
-
-# One child, one connection: every request meets the same session.
-ONE_CONNECTION = """
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 8
-MaxRequestWorkers 8
-MinSpareThreads 1
-MaxSpareThreads 8
-DBDMin 1
-DBDKeep 1
-DBDMax 1
-"""
 
 ACCOUNT_SQL = "SELECT ac_no FROM accounts WHERE ac_no = %s"
 RECORD_SQL = ("INSERT INTO k2_transactions (k2_transaction_id, ac_no, amount, "
