@@ -423,8 +423,7 @@ static void *k2n_palloc(void *baton, size_t size)
 }
 
 /* The value bound to a FIELD (NULL: SQL NULL). */
-static const char *k2n_arg(k2n_request_t *q, const k2n_stmt_t *st,
-                           const k2n_field_t *f)
+static const char *k2n_arg(k2n_request_t *q, const k2n_field_t *f)
 {
     const char *text = NULL;
     size_t len;
@@ -448,7 +447,6 @@ static const char *k2n_arg(k2n_request_t *q, const k2n_stmt_t *st,
         }
         return NULL;
     }
-    (void)st;
     return NULL;
 }
 
@@ -459,7 +457,7 @@ static const char **k2n_args(k2n_request_t *q, const k2n_stmt_t *st)
     int i;
 
     for (i = 0; i < st->nfields; i++) {
-        args[i] = k2n_arg(q, st, &st->fields[i]);
+        args[i] = k2n_arg(q, &st->fields[i]);
     }
     return args;
 }
@@ -653,7 +651,7 @@ static int k2n_check_location(k2n_request_t *q)
                           "this location has 'SetHandler k2notify' but no "
                           K2N_DIR_ACCOUNT_QUERY);
     }
-    if ((why = k2n_conf_problem(q->r->pool, conf, "this location")) != NULL) {
+    if ((why = k2n_conf_problem(q->r->pool, conf, "this location", 1)) != NULL) {
         return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, why);
     }
     /* With a key, the signature authenticates the notification: one without
@@ -730,14 +728,8 @@ static int k2n_read_webhook_body(k2n_request_t *q)
 
 static int k2n_check_webhook_location(k2n_request_t *q)
 {
-    const char *why = k2n_conf_problem(q->r->pool, q->conf, "this location");
+    const char *why = k2n_conf_problem(q->r->pool, q->conf, "this location", 1);
 
-    if (!why && !q->conf->key) {
-        why = K2N_DIR_FORMAT " k2connect needs " K2N_DIR_SIGNATURE_KEY;
-    }
-    if (!why && (!q->conf->record || !k2n_dbd_acquire)) {
-        why = K2N_DIR_FORMAT " k2connect needs " K2N_DIR_RECORD_QUERY;
-    }
     return why ? k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, why)
                : K2N_NEXT;
 }

@@ -178,9 +178,11 @@ k2n_format_e k2n_conf_format(const k2n_dir_conf *conf);
 
 /* Why conf (merged) cannot serve a notification of its format, or NULL:
  * the check_config hook refuses such a configuration at startup and
- * configtest, and the handler answers 500 if one gets through. */
+ * configtest, and the handler answers 500 if one gets through.  serving:
+ * a request is being served with it (else only a section that says
+ * SetHandler k2notify must be complete). */
 const char *k2n_conf_problem(apr_pool_t *p, const k2n_dir_conf *conf,
-                             const char *section);
+                             const char *section, int serving);
 int k2n_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                      server_rec *s);
 

@@ -155,7 +155,7 @@ static const char *k2n_stmt_problem(apr_pool_t *p, const k2n_stmt_t *st,
 }
 
 const char *k2n_conf_problem(apr_pool_t *p, const k2n_dir_conf *conf,
-                             const char *section)
+                             const char *section, int serving)
 {
     k2n_format_e format = k2n_conf_format(conf);
     const k2n_stmt_t *stmts[3];
@@ -176,7 +176,7 @@ const char *k2n_conf_problem(apr_pool_t *p, const k2n_dir_conf *conf,
                             "topics: set " K2N_DIR_FORMAT " k2connect",
                             conf->topics_where, section);
     }
-    if (format == K2N_FORMAT_K2CONNECT && conf->handler == 1) {
+    if (format == K2N_FORMAT_K2CONNECT && (serving || conf->handler == 1)) {
         if (!conf->key) {
             return apr_psprintf(p, "%s has " K2N_DIR_FORMAT " k2connect but no "
                                 K2N_DIR_SIGNATURE_KEY ": K2 Connect webhooks "
@@ -241,7 +241,7 @@ static int k2n_check_sections(apr_pool_t *p, server_rec *s,
         }
         why = k2n_conf_problem(p, conf, apr_psprintf(p, "<%s%s %s>", kind,
                                                      core->r ? "Match" : "",
-                                                     core->d));
+                                                     core->d), 0);
         if (why) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "%s",
                          why);
