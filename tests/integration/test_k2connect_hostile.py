@@ -16,7 +16,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import Httpd, TOP, served
+from conftest import CHILD_INIT_LOCKED, Httpd, TOP, served
 
 SCHEMA = os.path.join(TOP, "conf-samples", "schema-k2connect-sqlite.sql")
 KEY = b"k2connect-hostile-key"
@@ -134,7 +134,10 @@ def test_hostile_webhook_body(hostile, name, body, status, want):
         assert r.json()["reason"] == want
         assert after == before
     con.close()
-    lines = s.error_lines_since(log_off)
+    # mod_dbd's race of children setting up the WAL index at child init
+    # (the harness tolerates it, and so does this check)
+    lines = [l for l in s.error_lines_since(log_off)
+             if not any(re.search(p, l) for p in CHILD_INIT_LOCKED)]
     assert not [l for l in lines if BAD_LOG.search(l)], lines
     assert all(REAL_TS.match(l) for l in lines), lines
     assert not any(l.startswith(FORGED) for l in lines)
