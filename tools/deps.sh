@@ -1,12 +1,15 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, if any are missing.
-# Usage: tools/deps.sh build|run|test|bench|fuzz|deb|system|all
+# Usage: tools/deps.sh build|run|test|bench|profile|fuzz|deb|system|all
 # As root it runs apt-get itself; otherwise it prints the exact command.
 set -eu
 
-build="gcc make apache2-dev libjansson-dev libssl-dev"
+build="gcc make apache2-dev libjansson-dev libssl-dev libsqlite3-dev"
 run="apache2 apache2-utils libaprutil1-dbd-sqlite3 sqlite3 curl"
-test="python3 python3-pytest python3-requests python3-psycopg2 postgresql libaprutil1-dbd-pgsql fail2ban locales"
+# The MariaDB tests start their own servers (private datadirs, loopback
+# ports; a Galera cluster with galera-4): the system's mariadb service is
+# neither needed nor touched.
+test="python3 python3-pytest python3-requests python3-psycopg2 postgresql libaprutil1-dbd-pgsql fail2ban locales mariadb-server galera-4 libaprutil1-dbd-mysql python3-pymysql libfaketime"
 fuzz="clang-14 libclang-rt-14-dev"
 # make deb: dpkg-buildpackage with debhelper (dh_apache2 is in apache2-dev)
 deb="dpkg-dev debhelper build-essential lintian"
@@ -19,11 +22,12 @@ case "${1:-all}" in
     run)   want="$build $run" ;;
     test)  want="$build $run $test" ;;
     bench) want="$build $run $test wrk" ;;
+    profile) want="$build $run $test wrk linux-perf strace" ;;
     fuzz)  want="$build $fuzz" ;;
     deb)   want="$build $deb" ;;
     system) want="$build $run $test $deb $system" ;;
     all)   want="$build $run $test $fuzz $deb $system" ;;
-    *) echo "usage: $0 build|run|test|bench|fuzz|deb|system|all" >&2; exit 2 ;;
+    *) echo "usage: $0 build|run|test|bench|profile|fuzz|deb|system|all" >&2; exit 2 ;;
 esac
 
 missing=""
