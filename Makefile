@@ -4,6 +4,8 @@
 #   make run      a demo server on 127.0.0.1:$(PORT) (make stop ends it)
 #   make test     unit tests, then integration tests through a real httpd
 #   make bench    wrk against a real httpd: the table of issue 4 (~2 min)
+#   make profile  what one request costs the httpd child: CPU, context
+#                 switches, system calls by cause (perf, strace; as root)
 #   make fuzz     libFuzzer on the pure parts, FUZZ_SECONDS=60 per target
 #   make test-asan  the integration tests with an ASan+UBSan module
 #   make install  copy the module into Apache's module directory
@@ -29,7 +31,7 @@ MODULE   = build/mod_k2notify.so
 VERSION  := $(shell sed -n '1s/^[^ ]* .\([0-9A-Za-z.+~:-]*\).*/\1/p' debian/changelog)
 DEFINES  = -DK2N_VERSION=\\\"$(VERSION)\\\"
 
-.PHONY: all deps test unit integration bench run stop install clean fuzz \
+.PHONY: all deps test unit integration bench profile run stop install clean fuzz \
 	test-asan deb test-system
 
 all: $(MODULE)
@@ -43,7 +45,7 @@ $(MODULE): $(SOURCES) $(HEADERS) debian/changelog
 	cd build/obj && $(APXS) -c -o ../mod_k2notify.la \
 		$(addprefix -Wc$(,),$(WARN) $(DEFINES) $(CPPFLAGS) $(CFLAGS)) \
 		$(addprefix -Wl$(,),$(LDFLAGS)) \
-		-ljansson -lcrypto $(notdir $(SOURCES))
+		-ljansson -lcrypto -lsqlite3 $(notdir $(SOURCES))
 	# A new inode: a running httpd keeps mapping the old file.
 	cp build/.libs/mod_k2notify.so $@.tmp && mv -f $@.tmp $@
 
@@ -76,6 +78,10 @@ test: unit integration
 bench: $(MODULE)
 	@tools/deps.sh bench
 	$(PYTHON) bench/bench.py
+
+profile: $(MODULE)
+	@tools/deps.sh profile
+	$(PYTHON) bench/profile.py --strace $(PROFILE_ARGS)
 
 run: $(MODULE)
 	@tools/deps.sh run
@@ -120,7 +126,7 @@ $(ASAN_MODULE): $(SOURCES) $(HEADERS) debian/changelog
 	cd build/asan/obj && $(APXS) -c -o ../mod_k2notify.la \
 		$(addprefix -Wc$(,),$(WARN) $(DEFINES) $(ASAN_FLAGS) -O1) \
 		$(addprefix -Wl$(,),$(ASAN_FLAGS)) \
-		-ljansson -lcrypto $(notdir $(SOURCES))
+		-ljansson -lcrypto -lsqlite3 $(notdir $(SOURCES))
 	cp build/asan/.libs/mod_k2notify.so $@.tmp && mv -f $@.tmp $@
 
 test-asan: $(ASAN_MODULE)
@@ -135,10 +141,10 @@ install: $(MODULE)
 # The Debian package, built by dpkg-buildpackage from debian/ in a copy of
 # the tree (build/deb/src): dpkg-buildpackage writes beside the tree it
 # builds, so the checkout and its parent stay clean.  lintian then reports
-# on it: an error fails the build, the README explains each warning left.
+# on it: an error fails the build, docs/install.md explains each warning left.
 DEB_ARCH = $$(dpkg --print-architecture)
 DEB_NAME = libapache2-mod-k2notify_$(VERSION)_$(DEB_ARCH).deb
-DEB_SRC  = $(SOURCES) $(HEADERS) Makefile README.md tools/deps.sh \
+DEB_SRC  = $(SOURCES) $(HEADERS) Makefile README.md $(wildcard docs/*.md) tools/deps.sh \
 	$(wildcard debian/* debian/source/* conf-samples/* conf-samples/*/*/*)
 
 deb: build/deb/stamp
@@ -155,7 +161,7 @@ build/deb/stamp: $(DEB_SRC)
 	@touch $@
 
 # As root, on a machine whose system apache2 may be reconfigured: installs
-# the .deb, runs the HTTPS sample as the README says, purges it, and
+# the .deb, runs the HTTPS sample as docs/install.md says, purges it, and
 # restores what it changed (tests/system/test_system.py).
 test-system: deb
 	@tools/deps.sh system

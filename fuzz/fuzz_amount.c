@@ -3,7 +3,7 @@
  * The input, as a NUL-terminated heap copy of exactly its size, is checked
  * by k2_amount_valid and by the documented grammar written as a POSIX
  * regular expression: 1 to 15 digits, optionally '.' and 1 or 2 digits, and
- * not zero (README, "Requests and responses").  Both must agree.
+ * not zero (docs/replies.md, "Requests and responses").  Both must agree.
  */
 #include <regex.h>
 

@@ -23,11 +23,15 @@
 
 #define K2_BATCH_ERR_SIZE 512
 #define K2_BATCH_MAX 256                /* items in one transaction at most */
+#define K2_BATCH_NOT_RUN 1              /* an item's status until the commit
+                                         * function sets it: not a success */
 
 typedef struct k2_batch_item_t k2_batch_item_t;
+typedef struct k2_batch_waiter_t k2_batch_waiter_t;
 struct k2_batch_item_t {
     void *data;                         /* the submitter's: what to commit */
-    int status;                         /* set by the commit function: 0 ok */
+    int status;                         /* set by the commit function: 0 ok;
+                                         * K2_BATCH_NOT_RUN until then */
     int nrows;                          /* set by the commit function */
     char err[K2_BATCH_ERR_SIZE];        /* set by the commit function when
                                          * status != 0 (the submitter logs it:
@@ -36,7 +40,7 @@ struct k2_batch_item_t {
                                          * this one (set by k2_batch_submit) */
     /* private to k2_batch.c */
     k2_batch_item_t *next;
-    apr_thread_cond_t *cond;
+    k2_batch_waiter_t *waiter;          /* its condition variable */
     int state;
 };
 
@@ -52,10 +56,32 @@ typedef void k2_batch_commit_fn(void *leader, k2_batch_t *batch,
 apr_status_t k2_batch_create(k2_batch_t **batch, k2_batch_commit_fn *fn,
                              apr_pool_t *pool);
 
+/* Make item ready to submit (or to commit without a queue): data is the
+ * submitter's, status K2_BATCH_NOT_RUN with its err, so that an item no
+ * commit function ran can never read as a success. */
+void k2_batch_item_init(k2_batch_item_t *item, void *data);
+
+/* How long a follower waits in the queue, before a transaction takes its
+ * item, until it gives up (0, the default: as long as it takes).  An item a
+ * transaction has taken is waited for to the end: the leader writes its
+ * result. */
+void k2_batch_patience(k2_batch_t *batch, apr_interval_time_t wait);
+
+/* Called by k2_batch_submit each time an item joins the queue behind a
+ * running transaction (not when its submitter leads at once), the queue's
+ * mutex held: leader is the submitter's context, waiting the number of
+ * items now queued and not yet taken.  For observation only (a debug log
+ * line, which tests wait for instead of sleeping): it must not call into
+ * the queue. */
+typedef void k2_batch_queued_fn(void *leader, int waiting);
+void k2_batch_on_queued(k2_batch_t *batch, k2_batch_queued_fn *fn);
+
 /* Commit item with whatever else is queued, and return once the transaction
  * that held it has ended (item->status, nrows, err and batch_size are then
  * set).  leader is this thread's context, used if it leads; pool is this
- * thread's (a request's), which must live until the call returns. */
+ * thread's (a request's), which must live until the call returns.  Returns
+ * APR_TIMEUP (status K2_BATCH_NOT_RUN, err saying so) when no transaction
+ * took the item within the queue's patience: it was not run. */
 apr_status_t k2_batch_submit(k2_batch_t *batch, k2_batch_item_t *item,
                              void *leader, apr_pool_t *pool);
 

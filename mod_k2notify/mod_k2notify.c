@@ -115,8 +115,9 @@ static void k2n_conclude(k2n_request_t *q, k2n_outcome_e outcome,
     int level = outcome == K2N_ERROR || outcome == K2N_CONFLICT ? APLOG_ERR
               : outcome == K2N_BAD_SIGNATURE
                 || (outcome == K2N_ACCOUNT_NOT_FOUND
-                    && q->format == K2N_FORMAT_K2CONNECT) ? APLOG_WARNING
-              : APLOG_INFO;
+                    && q->format == K2N_FORMAT_K2CONNECT)
+                || (outcome == K2N_BAD_REQUEST && q->doc) ? APLOG_WARNING
+              : APLOG_INFO;                 /* q->doc: a signed event refused */
     const char *sep = detail ? ": " : "";
 
     detail = detail ? detail : "";
@@ -531,21 +532,80 @@ static int k2n_find_account(k2n_request_t *q)
     return K2N_NEXT;
 }
 
+/* The FIELDs of a key column of st whose values are all NULL in args (the
+ * column would be NULL: on SQLite a NULL never conflicts, so every resend
+ * would be recorded again), as "/id /data/id", or NULL. */
+static const char *k2n_null_key(k2n_request_t *q, const k2n_stmt_t *st,
+                                const char **args)
+{
+    int k, i;
+
+    for (k = 1; k <= st->nkeys; k++) {
+        const char *names = NULL;
+
+        for (i = 0; i < st->nfields; i++) {
+            if (st->key[i] != k) {
+                continue;
+            }
+            if (args[i]) {
+                break;
+            }
+            names = names ? apr_pstrcat(q->r->pool, names, " ",
+                                        st->fields[i].name, NULL)
+                          : st->fields[i].name;
+        }
+        if (i == st->nfields && names) {
+            return names;
+        }
+    }
+    return NULL;
+}
+
 /* Answered once the row is committed; a resend (0 rows) goes on. */
 static int k2n_record(k2n_request_t *q)
 {
     const k2n_stmt_t *st = q->conf->record;
     k2n_outcome_e accepted = q->account_missing ? K2N_ACCOUNT_NOT_FOUND
                                                 : K2N_ACCEPTED;
+    const char **args, *missing;
 
     if (!st) {
         return k2n_settle(q, accepted, NULL);
     }
-    if (k2n_db_record(&q->db, st, k2n_args(q, st), &q->nrows) != APR_SUCCESS) {
+    args = k2n_args(q, st);
+    if ((missing = k2n_null_key(q, st, args)) != NULL) {
+        /* It can never be recorded exactly once: K2 must not be told it
+         * was (200), nor that trying again may help (500). */
+        return k2n_refuse_logged(q, HTTP_BAD_REQUEST, K2N_BAD_REQUEST,
+                                 apr_pstrcat(q->r->pool, "no value for the "
+                                             "deduplication key (", missing,
+                                             ")", NULL),
+                                 apr_psprintf(q->r->pool, "the deduplication "
+                                              "key of " K2N_DIR_RECORD_QUERY
+                                              " (%s; its ON CONFLICT column) "
+                                              "would be NULL: %s absent or null "
+                                              "in this %s, which could not be "
+                                              "recorded exactly once", st->where,
+                                              missing, q->format ==
+                                              K2N_FORMAT_K2CONNECT ? "event"
+                                              : "notification"));
+    }
+    if (k2n_db_record(&q->db, st, args, &q->nrows) != APR_SUCCESS) {
         return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
     }
     if (q->nrows == 0) {
         return K2N_NEXT;
+    }
+    if (q->nrows != 1) {
+        /* committed as it is: the statement changed more than one row */
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+                          apr_psprintf(q->r->pool, K2N_DIR_RECORD_QUERY " affected "
+                                       "%d rows, where a payment recorded now "
+                                       "affects 1 and a resend 0: what it did "
+                                       "is committed, check the stored row (an "
+                                       "UPDATE clause that changed it, a REPLACE "
+                                       "or a statement that writes several rows)",
+                                       q->nrows));
     }
     return k2n_settle(q, accepted, q->account_missing
                       ? "recorded, but " K2N_DIR_ACCOUNT_QUERY " finds no such "
@@ -560,8 +620,16 @@ static int k2n_check_resend(k2n_request_t *q)
 {
     const k2n_stmt_t *st = q->conf->duplicate;
     const char *stored[2] = { NULL, NULL }, *amount;
+    const char *unproven = k2n_db_resend_unproven(&q->db);
     int found, same;
 
+    if (!st && unproven) {
+        return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
+                          apr_pstrcat(q->r->pool, K2N_DIR_RECORD_QUERY " recorded "
+                                      "nothing, and without "
+                                      K2N_DIR_DUPLICATE_QUERY " that proves no "
+                                      "resend: ", unproven, NULL));
+    }
     if (!st) {
         return k2n_settle(q, K2N_DUPLICATE, "already recorded");
     }
@@ -571,8 +639,11 @@ static int k2n_check_resend(k2n_request_t *q)
     }
     if (!found) {
         return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR,
-                          K2N_DIR_RECORD_QUERY " recorded nothing but "
-                          K2N_DIR_DUPLICATE_QUERY " finds no stored transaction");
+                          apr_pstrcat(q->r->pool, K2N_DIR_RECORD_QUERY " recorded "
+                                      "nothing but " K2N_DIR_DUPLICATE_QUERY
+                                      " finds no stored transaction",
+                                      unproven ? " (" : "", unproven ? unproven : "",
+                                      unproven ? ")" : "", NULL));
     }
     if (q->format == K2N_FORMAT_FORM) {
         same = stored[0] && stored[1]
@@ -826,6 +897,28 @@ static k2n_step_fn *const k2n_webhook_steps[] = {
     NULL
 };
 
+/* A k2notify location serves no file.  As mod_proxy does for its own,
+ * its requests skip the core's directory and file walks, which stat every
+ * directory of DocumentRoot + URL and look for a .htaccess in each (nine
+ * system calls a notification, to find nothing): <Directory>, <Files> and
+ * .htaccess never apply to it, its <Location> (and <If>) sections do.  The
+ * location walk is httpd's own, run again (from its cache) after this hook.
+ * TRACE and OPTIONS stay httpd's: mod_http's hooks run before this one. */
+static int k2n_map_to_storage(request_rec *r)
+{
+    ap_conf_vector_t *defaults = r->per_dir_config;
+    const k2n_dir_conf *conf;
+
+    if (ap_location_walk(r) == OK && ap_if_walk(r) == OK) {
+        conf = ap_get_module_config(r->per_dir_config, &k2notify_module);
+        if (conf->handler == 1) {
+            return OK;
+        }
+    }
+    r->per_dir_config = defaults;       /* the core walks from the defaults */
+    return DECLINED;
+}
+
 static int k2n_handler(request_rec *r)
 {
     k2n_step_fn *const *step;
@@ -896,10 +989,14 @@ static int k2n_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 static void k2n_register_hooks(apr_pool_t *p)
 {
+    static const char *const after_http[] = { "http_core.c", NULL };
+
     ap_hook_pre_config(k2n_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(k2n_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_test_config(k2n_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(k2n_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_map_to_storage(k2n_map_to_storage, after_http, NULL,
+                           APR_HOOK_MIDDLE);
     ap_hook_handler(k2n_handler, NULL, NULL, APR_HOOK_MIDDLE);
     k2n_dbd_register_hooks(p);
     k2n_status_register_hooks(p);

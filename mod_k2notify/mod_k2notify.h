@@ -26,6 +26,7 @@ APLOG_USE_MODULE(k2notify);
 #define K2N_DIR_GROUP_COMMIT    "K2NotifyGroupCommit"
 #define K2N_DIR_FORMAT          "K2NotifyFormat"
 #define K2N_DIR_TOPICS          "K2NotifyTopics"
+#define K2N_DIR_LOCK_TIMEOUT    "K2NotifyLockTimeout"
 
 /* The cross-process lock of the module's SQLite writes, for the Mutex
  * directive ("Mutex fcntl:/run/apache2 k2notify-db"). */
@@ -102,6 +103,12 @@ typedef struct {
     int nfields;                        /* number of %s placeholders */
     const k2n_field_t *fields;          /* what each %s is bound to */
     const char *where;                  /* "line N of FILE", for messages */
+    int nkeys;                          /* record statement: the columns of
+                                         * its ON CONFLICT key known (0:
+                                         * unknown) ... */
+    const int *key;                     /* ... and, for each %s, the key
+                                         * column it makes (1..nkeys) or 0
+                                         * (k2_sql_conflict_key) */
 } k2n_stmt_t;
 
 /* The API key K2 signs notifications with, read from its file at startup
@@ -130,14 +137,36 @@ typedef struct {
     apr_array_header_t *topics;         /* K2NotifyTopics (NULL-terminated),
                                          * NULL unset: every topic */
     const char *topics_where;           /* "line N of FILE" of K2NotifyTopics */
+    int duplicate_format;               /* the format duplicate was written
+                                         * for: -1 the location's own, else
+                                         * that of the sections it was set in,
+                                         * when a section below them changes
+                                         * K2NotifyFormat */
 } k2n_dir_conf;
 
 /* Per-server configuration. */
 typedef struct {
     int group_commit;                   /* K2NotifyGroupCommit, -1 unset */
+    apr_interval_time_t lock_timeout;   /* K2NotifyLockTimeout, -1 unset */
     struct k2_batch_t *batch;           /* this child's group-commit queue
                                          * (set at child init), or NULL */
+    struct k2n_db_lock_t *db_lock;      /* the k2notify-db lock of its SQLite
+                                         * database (set at post_config), or
+                                         * NULL */
+    /* mod_dbd's directives, read as it reads them (k2n_note_dbd) and
+     * merged as it merges them: which database this server writes */
+    const char *dbd_driver;             /* DBDriver, NULL unset */
+    const char *dbd_params;             /* DBDParams, NULL unset */
+    const char *dbd_params_where;       /* "line N of FILE" of DBDParams */
+    apr_array_header_t *dbd_init_sql;   /* DBDInitSQL (const char *), in the
+                                         * order mod_dbd runs them; NULL none */
 } k2n_srv_conf;
+
+/* 1 if mod_k2notify sees mod_dbd's directives before mod_dbd does (its
+ * LoadModule comes after mod_dbd's, as Debian's a2enmod orders them), so
+ * that k2n_srv_conf's dbd_* fields say what mod_dbd was told; 0 if they are
+ * unknown. */
+int k2n_dbd_directives_seen(void);
 
 extern const command_rec k2n_cmds[];
 void *k2n_create_dir_conf(apr_pool_t *p, char *dir);
@@ -189,9 +218,12 @@ int k2n_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 /* The database work of one request (mod_k2notify_dbd.c).  Each call
  * returns APR_SUCCESS, or an error with err set to a line for the log that
  * names the directive and carries the database's own message. */
+typedef struct k2n_driver_t k2n_driver_t;   /* mod_k2notify_dbd.h */
+
 typedef struct {
     request_rec *r;
     ap_dbd_t *dbd;                      /* mod_dbd's pooled connection */
+    const k2n_driver_t *drv;            /* what its driver does its own way */
     int rc;                             /* the driver's code of the failure */
     const char *err;                    /* why the last call failed */
     int batch_size;                     /* of the transaction that recorded */
@@ -219,6 +251,21 @@ apr_status_t k2n_db_first_row(k2n_db_t *db, const k2n_stmt_t *st,
  * only when its first run provably did not happen. */
 apr_status_t k2n_db_record(k2n_db_t *db, const k2n_stmt_t *st,
                            const char **args, int *nrows);
+
+/* NULL when, on db's driver, a record statement that affected no row
+ * proves a resend; else why it does not (K2NotifyDuplicateQuery must then
+ * find the stored payment before a 01). */
+const char *k2n_db_resend_unproven(const k2n_db_t *db);
+
+/* "the main server", or "the virtual host NAME (line N of FILE)". */
+const char *k2n_server_name(apr_pool_t *p, const server_rec *s);
+
+/* Why configtest refuses section (conf, merged) of server s for what its
+ * database driver (DBDriver, as mod_dbd reads it) cannot do, or because it
+ * serves notifications and its server has no DBDriver; or NULL (also when
+ * mod_dbd's directives are unknown: k2n_dbd_directives_seen). */
+const char *k2n_dbd_conf_problem(apr_pool_t *p, server_rec *s,
+                                 const k2n_dir_conf *conf, const char *section);
 
 void k2n_dbd_register_hooks(apr_pool_t *p);
 

@@ -49,6 +49,7 @@ void *k2n_create_dir_conf(apr_pool_t *p, char *dir)
     conf->format = -1;
     conf->topics = NULL;
     conf->topics_where = NULL;
+    conf->duplicate_format = -1;
     return conf;
 }
 
@@ -73,6 +74,13 @@ void *k2n_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     conf->format = add->format != -1 ? add->format : base->format;
     conf->topics = add->topics ? add->topics : base->topics;
     conf->topics_where = add->topics ? add->topics_where : base->topics_where;
+    /* A section that sets K2NotifyFormat inherits the duplicate query of
+     * the sections above it as written for their format (its default FIELD
+     * is legal in both: k2n_conf_problem refuses it in the other). */
+    conf->duplicate_format = add->duplicate ? add->format
+                           : base->duplicate && add->format != -1
+                             && base->duplicate_format == -1
+                           ? (int)k2n_conf_format(base) : base->duplicate_format;
     return conf;
 }
 
@@ -82,7 +90,13 @@ void *k2n_create_srv_conf(apr_pool_t *p, server_rec *s)
 
     (void)s;
     conf->group_commit = -1;
+    conf->lock_timeout = -1;
     conf->batch = NULL;
+    conf->db_lock = NULL;
+    conf->dbd_driver = NULL;
+    conf->dbd_params = NULL;
+    conf->dbd_params_where = NULL;
+    conf->dbd_init_sql = NULL;
     return conf;
 }
 
@@ -94,7 +108,20 @@ void *k2n_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
 
     conf->group_commit = add->group_commit != -1 ? add->group_commit
                                                  : base->group_commit;
+    conf->lock_timeout = add->lock_timeout != -1 ? add->lock_timeout
+                                                 : base->lock_timeout;
     conf->batch = NULL;                 /* each server its own, per child */
+    conf->db_lock = NULL;               /* set at post_config */
+    /* as mod_dbd's merge_dbd_config: a virtual host's own, else the main
+     * server's; its DBDInitSQL statements, then the main server's */
+    conf->dbd_driver = add->dbd_driver ? add->dbd_driver : base->dbd_driver;
+    conf->dbd_params = add->dbd_params ? add->dbd_params : base->dbd_params;
+    conf->dbd_params_where = add->dbd_params ? add->dbd_params_where
+                                             : base->dbd_params_where;
+    conf->dbd_init_sql = !add->dbd_init_sql ? base->dbd_init_sql
+                       : !base->dbd_init_sql ? add->dbd_init_sql
+                       : apr_array_append(p, add->dbd_init_sql,
+                                          base->dbd_init_sql);
     return conf;
 }
 
@@ -154,6 +181,22 @@ static const char *k2n_stmt_problem(apr_pool_t *p, const k2n_stmt_t *st,
     return NULL;
 }
 
+/* 1 if a FIELD of st belongs to one format (a form field, a JSON pointer,
+ * raw_body): its format is then checked by k2n_stmt_problem. */
+static int k2n_stmt_has_format(const k2n_stmt_t *st)
+{
+    int i;
+
+    for (i = 0; i < st->nfields; i++) {
+        if (st->fields[i].kind == K2N_FIELD_FORM
+            || st->fields[i].kind == K2N_FIELD_POINTER
+            || st->fields[i].kind == K2N_FIELD_RAW_BODY) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 const char *k2n_conf_problem(apr_pool_t *p, const k2n_dir_conf *conf,
                              const char *section, int serving)
 {
@@ -169,6 +212,22 @@ const char *k2n_conf_problem(apr_pool_t *p, const k2n_dir_conf *conf,
         if ((why = k2n_stmt_problem(p, stmts[i], format, section)) != NULL) {
             return why;
         }
+    }
+    if (conf->duplicate && conf->duplicate_format != -1
+        && conf->duplicate_format != (int)format
+        && !k2n_stmt_has_format(conf->duplicate)) {
+        return apr_psprintf(p, K2N_DIR_DUPLICATE_QUERY " (%s) is written for "
+                            K2N_DIR_FORMAT " %s, in a section around %s, which "
+                            "has " K2N_DIR_FORMAT " %s: there its FIELD would "
+                            "be %s, and its SQL reads the other format's "
+                            "records; set " K2N_DIR_DUPLICATE_QUERY " again in "
+                            "%s (or " K2N_DIR_FORMAT " beside the statement)",
+                            conf->duplicate->where,
+                            conf->duplicate_format == K2N_FORMAT_K2CONNECT
+                            ? "k2connect" : "form", section,
+                            format == K2N_FORMAT_K2CONNECT ? "k2connect" : "form",
+                            format == K2N_FORMAT_K2CONNECT ? "the event id"
+                            : "k2_transaction_id", section);
     }
     if (format == K2N_FORMAT_FORM && conf->topics) {
         return apr_psprintf(p, K2N_DIR_TOPICS " (%s): %s receives K2's form ("
@@ -192,61 +251,132 @@ const char *k2n_conf_problem(apr_pool_t *p, const k2n_dir_conf *conf,
     return NULL;
 }
 
-/* Does the section at outer apply to every URL (or directory) of inner?
- * Plain paths only: a prefix, at a '/' boundary. */
-static int k2n_encloses(const core_dir_config *outer,
-                        const core_dir_config *inner)
+/* Does the section apply to path (a URL for a <Location>, a file path for
+ * a <Directory>), as httpd's walks match it?  Plain paths only: a prefix,
+ * at a '/' boundary. */
+static int k2n_covers(const core_dir_config *sec, const char *path)
 {
     apr_size_t n;
 
-    if (!outer->d || !inner->d || outer->r || inner->r || outer->d_is_fnmatch) {
+    if (!sec->d || !path || sec->r || sec->d_is_fnmatch) {
         return 0;
     }
-    n = strlen(outer->d);
-    return strncmp(outer->d, inner->d, n) == 0
-           && (n == 0 || outer->d[n - 1] == '/' || inner->d[n] == '\0'
-               || inner->d[n] == '/');
+    n = strlen(sec->d);
+    return strncmp(sec->d, path, n) == 0
+           && (n == 0 || sec->d[n - 1] == '/' || path[n] == '\0'
+               || path[n] == '/');
 }
 
-/* Check each section as a request would see it: merged with the sections
- * before it that enclose it, in the order httpd merges them.  Returns the
- * number of problems logged. */
-static int k2n_check_sections(apr_pool_t *p, server_rec *s,
-                              const apr_array_header_t *sections,
-                              const char *kind, apr_hash_t *seen)
+/* Merge onto conf every section of list that covers path, in the list's
+ * order (httpd's: <Location> sections in the order written, the main
+ * server's before a virtual host's; <Directory> sections sorted by depth). */
+static k2n_dir_conf *k2n_merge_covering(apr_pool_t *p, k2n_dir_conf *conf,
+                                        const apr_array_header_t *list,
+                                        const char *path)
 {
-    ap_conf_vector_t **sec = (ap_conf_vector_t **)sections->elts;
-    int i, j, problems = 0;
+    ap_conf_vector_t **sec = (ap_conf_vector_t **)list->elts;
+    int j;
 
-    for (i = 0; i < sections->nelts; i++) {
+    for (j = 0; path && j < list->nelts; j++) {
+        const core_dir_config *core = ap_get_core_module_config(sec[j]);
+        k2n_dir_conf *add = ap_get_module_config(sec[j], &k2notify_module);
+
+        if (add && core && k2n_covers(core, path)) {
+            conf = k2n_merge_dir_conf(p, conf, add);
+        }
+    }
+    return conf;
+}
+
+/* path below dir (at a '/' boundary), as a URL ("/..."), or NULL. */
+static const char *k2n_below(apr_pool_t *p, const char *dir, const char *path)
+{
+    apr_size_t n = dir ? strlen(dir) : 0;
+
+    while (n > 0 && dir[n - 1] == '/') {
+        n--;
+    }
+    if (!dir || strncmp(dir, path, n) != 0
+        || (path[n] != '/' && path[n] != '\0')) {
+        return NULL;
+    }
+    return path[n] ? path + n : apr_pstrcat(p, "/", NULL);
+}
+
+const char *k2n_server_name(apr_pool_t *p, const server_rec *s)
+{
+    return s->is_virtual
+           ? apr_psprintf(p, "the virtual host %s (line %u of %s)",
+                          s->server_hostname ? s->server_hostname : "",
+                          s->defn_line_number, s->defn_name ? s->defn_name : "?")
+           : "the main server";
+}
+
+/* Check each section of server s as a request for its own path would see
+ * it: the server's defaults, then every section that covers that path,
+ * merged in httpd's order (<Directory> sections of the file it maps to
+ * under DocumentRoot, then <Location> sections), whichever comes first in
+ * the file; for a <Location> whose locations alone make it a k2notify one,
+ * without the <Directory> sections, as its requests skip the directory
+ * walk (k2n_map_to_storage).  A virtual host sees the main server's sections too: each
+ * problem is logged once.  Returns the number of problems logged. */
+static int k2n_check_sections(apr_pool_t *p, server_rec *s, int directories,
+                              apr_hash_t *seen)
+{
+    core_server_config *sconf = ap_get_core_module_config(s->module_config);
+    const apr_array_header_t *list = directories ? sconf->sec_dir
+                                                 : sconf->sec_url;
+    ap_conf_vector_t **sec = (ap_conf_vector_t **)list->elts;
+    int i, problems = 0;
+
+    for (i = 0; i < list->nelts; i++) {
         const core_dir_config *core = ap_get_core_module_config(sec[i]);
-        k2n_dir_conf *conf = NULL;
-        const char *why;
+        k2n_dir_conf *conf = ap_get_module_config(s->lookup_defaults,
+                                                  &k2notify_module), *located;
+        const char *section, *why, *url, *file, *key;
 
-        if (apr_hash_get(seen, &sec[i], sizeof(sec[i])) || !core || !core->d) {
-            continue;                   /* a virtual host repeats the main's */
-        }
-        apr_hash_set(seen, &sec[i], sizeof(sec[i]), sec[i]);
-        for (j = 0; j <= i; j++) {
-            const core_dir_config *outer = ap_get_core_module_config(sec[j]);
-            k2n_dir_conf *add = ap_get_module_config(sec[j], &k2notify_module);
-
-            if (!add || (j < i && !(outer && k2n_encloses(outer, core)))) {
-                continue;
-            }
-            conf = conf ? k2n_merge_dir_conf(p, conf, add) : add;
-        }
-        if (!conf) {
+        if (!core || !core->d
+            || !ap_get_module_config(sec[i], &k2notify_module)) {
             continue;
         }
-        why = k2n_conf_problem(p, conf, apr_psprintf(p, "<%s%s %s>", kind,
-                                                     core->r ? "Match" : "",
-                                                     core->d), 0);
-        if (why) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "%s",
-                         why);
-            problems++;
+        if (core->r) {                  /* a regex: itself only */
+            conf = k2n_merge_dir_conf(p, conf, ap_get_module_config(
+                                          sec[i], &k2notify_module));
         }
+        else {
+            url = directories ? k2n_below(p, sconf->ap_document_root, core->d)
+                              : core->d;
+            file = directories ? core->d
+                               : sconf->ap_document_root
+                                 ? apr_pstrcat(p, sconf->ap_document_root,
+                                               core->d, NULL) : NULL;
+            located = k2n_merge_covering(p, conf, sconf->sec_url, url);
+            if (!directories && located->handler == 1) {
+                conf = located;         /* no directory walk: k2n_map_to_storage */
+            }
+            else {
+                conf = k2n_merge_covering(p, conf, sconf->sec_dir, file);
+                conf = k2n_merge_covering(p, conf, sconf->sec_url, url);
+            }
+        }
+        section = apr_psprintf(p, "<%s%s %s>", directories ? "Directory"
+                               : "Location", core->r ? "Match" : "", core->d);
+        why = k2n_conf_problem(p, conf, section, 0);
+        if (!why) {
+            why = k2n_dbd_conf_problem(p, s, conf, section);    /* its driver's */
+        }
+        if (!why) {
+            continue;
+        }
+        key = apr_psprintf(p, "%pp %s", (void *)sec[i], why);
+        if (apr_hash_get(seen, key, APR_HASH_KEY_STRING)) {
+            continue;                   /* as in the main server */
+        }
+        apr_hash_set(seen, key, APR_HASH_KEY_STRING, key);
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "%s%s%s",
+                     why, s->is_virtual ? ", in " : "",
+                     s->is_virtual ? k2n_server_name(p, s) : "");
+        problems++;
     }
     return problems;
 }
@@ -261,12 +391,8 @@ int k2n_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 
     (void)pconf; (void)plog;
     for (; s; s = s->next) {
-        core_server_config *sconf = ap_get_core_module_config(s->module_config);
-
-        problems += k2n_check_sections(ptemp, s, sconf->sec_url, "Location",
-                                       seen);
-        problems += k2n_check_sections(ptemp, s, sconf->sec_dir, "Directory",
-                                       seen);
+        problems += k2n_check_sections(ptemp, s, 0, seen);
+        problems += k2n_check_sections(ptemp, s, 1, seen);
     }
     return problems ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
@@ -433,6 +559,12 @@ static const char *k2n_set_query(cmd_parms *cmd, void *dconf, int argc,
     st->label = apr_psprintf(cmd->pool, "k2notify_%u", ++label_counter);
     st->nfields = nfields;
     st->fields = fields;
+    if (kind == K2N_Q_RECORD) {
+        int *key = apr_pcalloc(cmd->pool, sizeof(int) * (apr_size_t)nfields);
+
+        st->nkeys = k2_sql_conflict_key(st->sql, key, nfields);
+        st->key = key;
+    }
     k2n_dbd_prepare(cmd->server, st->sql, st->label);
     if (!k2n_statements) {
         k2n_statements = apr_array_make(cmd->pool, 8, sizeof(k2n_stmt_t *));
@@ -531,6 +663,67 @@ static const char *k2n_set_group_commit(cmd_parms *cmd, void *dconf, int flag)
     (void)dconf;
     conf->group_commit = flag;
     return NULL;
+}
+
+/* K2NotifyLockTimeout: seconds (or with a unit: 500ms). */
+static const char *k2n_set_lock_timeout(cmd_parms *cmd, void *dconf,
+                                        const char *arg)
+{
+    k2n_srv_conf *conf = ap_get_module_config(cmd->server->module_config,
+                                              &k2notify_module);
+    apr_interval_time_t t;
+
+    (void)dconf;
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS
+        || t < apr_time_from_msec(100) || t > apr_time_from_sec(300)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a time from 100ms to "
+                            "300 (seconds; or with a unit: 500ms, 2s)",
+                            cmd->cmd->name, arg);
+    }
+    conf->lock_timeout = t;
+    return NULL;
+}
+
+/* DBDriver, DBDParams and DBDInitSQL: noted, then left to mod_dbd
+ * (DECLINE_CMD hands a directive to the next module that has it). */
+static const char *k2n_note_dbd(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    k2n_srv_conf *conf = ap_get_module_config(cmd->server->module_config,
+                                              &k2notify_module);
+    int which = (int)(apr_uintptr_t)cmd->info;
+
+    (void)dconf;
+    if (which == 0) {
+        conf->dbd_driver = arg;
+    }
+    else if (which == 1) {
+        conf->dbd_params = arg;
+        conf->dbd_params_where = k2n_where(cmd);
+    }
+    else {
+        if (!conf->dbd_init_sql) {
+            conf->dbd_init_sql = apr_array_make(cmd->pool, 2,
+                                                sizeof(const char *));
+        }
+        APR_ARRAY_PUSH(conf->dbd_init_sql, const char *) = arg;
+    }
+    return DECLINE_CMD;
+}
+
+int k2n_dbd_directives_seen(void)
+{
+    module *m;
+
+    /* httpd offers a directive to the modules last loaded first */
+    for (m = ap_top_module; m; m = m->next) {
+        if (m == &k2notify_module) {
+            return 1;
+        }
+        if (strcmp(m->name, "mod_dbd.c") == 0) {
+            return 0;
+        }
+    }
+    return 0;
 }
 
 void k2n_config_forget(void)
@@ -677,6 +870,15 @@ const command_rec k2n_cmds[] = {
     AP_INIT_FLAG(K2N_DIR_GROUP_COMMIT, k2n_set_group_commit, NULL, RSRC_CONF,
                  "On (default with SQLite and a threaded MPM): notifications "
                  "that queue while a commit runs share the next one"),
+    AP_INIT_TAKE1(K2N_DIR_LOCK_TIMEOUT, k2n_set_lock_timeout, NULL, RSRC_CONF,
+                  "how long a SQLite write waits for the k2notify-db lock "
+                  "before it goes on without it (default 10 seconds)"),
+    /* mod_dbd's directives, noted too (k2n_note_dbd) */
+    AP_INIT_TAKE1("DBDriver", k2n_note_dbd, (void *)0, RSRC_CONF, "SQL Driver"),
+    AP_INIT_TAKE1("DBDParams", k2n_note_dbd, (void *)1, RSRC_CONF,
+                  "SQL Driver Params"),
+    AP_INIT_TAKE1("DBDInitSQL", k2n_note_dbd, (void *)2, RSRC_CONF,
+                  "SQL statement to be executed after connection is created"),
     /* core's directive, read too (mod_k2notify_status.c) */
     AP_INIT_RAW_ARGS("SetHandler", k2n_status_note_handler, NULL, OR_FILEINFO,
                      "a handler name that overrides any other configured handler"),

@@ -1,5 +1,9 @@
 /* test_batch.c: unit tests of k2_batch.c, the group-commit queue, driven
  * from APR threads with a fake commit function (no database, no httpd). */
+#ifndef _GNU_SOURCE                     /* RTLD_NEXT (APR's flags define it) */
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -351,6 +355,386 @@ static void test_batch_failed_commit_fails_every_item_of_its_batch_only(void)
     CHECK(failed >= 1 && failed <= seen.max_batch);
 }
 
+/* -- items never run, followers that stop waiting ---------------------------- */
+
+/* A commit function that takes every item and sets no result: a bug the
+ * queue must not turn into a success. */
+static void forgetful_commit(void *leader, k2_batch_t *b, apr_pool_t *pool)
+{
+    (void)leader; (void)pool;
+    while (k2_batch_next(b) != NULL) {
+        seen.commits++;
+    }
+}
+
+static void test_batch_item_whose_result_no_commit_function_set_is_not_a_success(void)
+{
+    apr_pool_t *p = test_pool();
+    k2_batch_t *b;
+    fake_stmt_t st = { 7, 0, 0 };
+    fake_leader_t l = { 0 };
+    k2_batch_item_t item;
+
+    reset_seen(0);
+    CHECK_INT(k2_batch_create(&b, forgetful_commit, p), APR_SUCCESS);
+    memset(&item, 0, sizeof(item));     /* status 0 before it is submitted */
+    item.data = &st;
+    CHECK_INT(k2_batch_submit(b, &item, &l, p), APR_SUCCESS);
+    CHECK_INT(seen.commits, 1);
+    CHECK_INT(item.status, K2_BATCH_NOT_RUN);
+    CHECK(strstr(item.err, "not run") != NULL);
+
+    k2_batch_item_init(&item, &st);     /* committed without a queue */
+    CHECK_INT(item.status, K2_BATCH_NOT_RUN);
+    CHECK(item.data == &st);
+    CHECK(strstr(item.err, "not run") != NULL);
+    apr_pool_destroy(p);
+}
+
+/* The leader's transaction: its own item, then it waits (as for a lock a
+ * stopped process holds) until the test lets it go on, then takes whatever
+ * is queued, and commits. */
+static struct {
+    volatile apr_uint32_t leading;      /* the leader took its own item */
+    volatile apr_uint32_t go;           /* the test lets it take the rest */
+    volatile apr_uint32_t hold_taken;   /* hold this long after taking all */
+    int taken_after;                    /* items taken once it went on */
+} stuck;
+
+static void stuck_commit(void *leader, k2_batch_t *b, apr_pool_t *pool)
+{
+    k2_batch_item_t *items[K2_BATCH_MAX], *it;
+    int i, n = 0;
+
+    (void)leader; (void)pool;
+    items[n++] = k2_batch_next(b);
+    apr_atomic_set32(&stuck.leading, 1);
+    while (!apr_atomic_read32(&stuck.go)) {
+        apr_sleep(1000);
+    }
+    while ((it = k2_batch_next(b)) != NULL) {
+        items[n++] = it;
+        stuck.taken_after++;
+    }
+    if (stuck.hold_taken) {
+        apr_sleep(stuck.hold_taken);
+    }
+    for (i = 0; i < n; i++) {
+        items[i]->status = 0;
+        items[i]->nrows = ((const fake_stmt_t *)items[i]->data)->id;
+    }
+}
+
+typedef struct {
+    k2_batch_t *b;
+    fake_stmt_t st;
+    k2_batch_item_t item;
+    apr_status_t rv;
+    apr_time_t waited;
+} one_submit_t;
+
+static void *APR_THREAD_FUNC submit_one(apr_thread_t *t, void *data)
+{
+    one_submit_t *o = data;
+    fake_leader_t l = { o->st.id };
+    apr_pool_t *rp;
+    apr_time_t t0 = apr_time_now();
+
+    apr_pool_create(&rp, NULL);
+    memset(&o->item, 0, sizeof(o->item));
+    o->item.data = &o->st;
+    o->rv = k2_batch_submit(o->b, &o->item, &l, rp);
+    o->waited = apr_time_now() - t0;
+    apr_pool_destroy(rp);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void start_stuck_leader(apr_pool_t *p, k2_batch_t *b, one_submit_t *o,
+                               apr_thread_t **t)
+{
+    memset(&stuck, 0, sizeof(stuck));
+    memset(o, 0, sizeof(*o));
+    o->b = b;
+    o->st.id = 1;
+    CHECK_INT(apr_thread_create(t, NULL, submit_one, o, p), APR_SUCCESS);
+    while (!apr_atomic_read32(&stuck.leading)) {
+        apr_sleep(1000);
+    }
+}
+
+static void test_batch_queued_follower_gives_up_after_its_patience_not_run(void)
+{
+    apr_pool_t *p = test_pool();
+    apr_thread_t *lt, *ft;
+    one_submit_t leader, follower;
+    apr_status_t rv;
+    k2_batch_t *b;
+
+    alarm(30);
+    CHECK_INT(k2_batch_create(&b, stuck_commit, p), APR_SUCCESS);
+    k2_batch_patience(b, apr_time_from_msec(200));
+    start_stuck_leader(p, b, &leader, &lt);
+    memset(&follower, 0, sizeof(follower));
+    follower.b = b;
+    follower.st.id = 2;
+    CHECK_INT(apr_thread_create(&ft, NULL, submit_one, &follower, p), APR_SUCCESS);
+    apr_thread_join(&rv, ft);           /* while the leader is stuck */
+    CHECK_INT(follower.rv, APR_TIMEUP);
+    CHECK_INT(follower.item.status, K2_BATCH_NOT_RUN);
+    CHECK(strstr(follower.item.err, "within 200 ms") != NULL);
+    CHECK(follower.waited >= apr_time_from_msec(200));
+    /* Out of the queue: the leader, once it goes on, never sees it. */
+    apr_atomic_set32(&stuck.go, 1);
+    apr_thread_join(&rv, lt);
+    CHECK_INT(leader.rv, APR_SUCCESS);
+    CHECK_INT(leader.item.status, 0);
+    CHECK_INT(stuck.taken_after, 0);
+    CHECK_INT(leader.item.batch_size, 1);
+    alarm(0);
+    apr_pool_destroy(p);
+}
+
+static void test_batch_taken_follower_waits_for_its_transaction_to_end(void)
+{
+    apr_pool_t *p = test_pool();
+    apr_thread_t *lt, *ft;
+    one_submit_t leader, follower;
+    apr_status_t rv;
+    k2_batch_t *b;
+
+    alarm(30);
+    CHECK_INT(k2_batch_create(&b, stuck_commit, p), APR_SUCCESS);
+    k2_batch_patience(b, apr_time_from_msec(100));
+    start_stuck_leader(p, b, &leader, &lt);
+    stuck.hold_taken = apr_time_from_msec(400);   /* past its patience */
+    memset(&follower, 0, sizeof(follower));
+    follower.b = b;
+    follower.st.id = 2;
+    CHECK_INT(apr_thread_create(&ft, NULL, submit_one, &follower, p), APR_SUCCESS);
+    apr_sleep(apr_time_from_msec(20));  /* queued, within its patience */
+    apr_atomic_set32(&stuck.go, 1);     /* taken at once */
+    apr_thread_join(&rv, ft);
+    apr_thread_join(&rv, lt);
+    CHECK_INT(stuck.taken_after, 1);
+    CHECK_INT(follower.rv, APR_SUCCESS);
+    CHECK_INT(follower.item.status, 0);
+    CHECK_INT(follower.item.nrows, 2);
+    CHECK_INT(follower.item.batch_size, 2);
+    CHECK(follower.waited >= apr_time_from_msec(400));
+    alarm(0);
+    apr_pool_destroy(p);
+}
+
+/* -- the observer of the queue -------------------------------------------- */
+
+static struct {
+    volatile apr_uint32_t calls;
+    int leader[8];                      /* the submitter's thread number */
+    int waiting[8];
+} queued;
+
+static void note_queued(void *leader, int waiting)
+{
+    apr_uint32_t i = apr_atomic_read32(&queued.calls);
+
+    if (i < 8) {
+        queued.leader[i] = ((const fake_leader_t *)leader)->thread;
+        queued.waiting[i] = waiting;
+    }
+    apr_atomic_inc32(&queued.calls);
+}
+
+static void test_batch_observer_sees_each_follower_queued_not_the_leader(void)
+{
+    apr_pool_t *p = test_pool();
+    apr_thread_t *lt, *ft[3];
+    one_submit_t leader, follower[3];
+    apr_status_t rv;
+    k2_batch_t *b;
+    int i;
+
+    alarm(30);
+    memset(&queued, 0, sizeof(queued));
+    CHECK_INT(k2_batch_create(&b, stuck_commit, p), APR_SUCCESS);
+    k2_batch_on_queued(b, note_queued);
+    start_stuck_leader(p, b, &leader, &lt);
+    CHECK_INT(apr_atomic_read32(&queued.calls), 0);     /* it leads */
+    for (i = 0; i < 3; i++) {
+        memset(&follower[i], 0, sizeof(follower[i]));
+        follower[i].b = b;
+        follower[i].st.id = 2 + i;
+        CHECK_INT(apr_thread_create(&ft[i], NULL, submit_one, &follower[i], p),
+                  APR_SUCCESS);
+        while (apr_atomic_read32(&queued.calls) != (apr_uint32_t)i + 1) {
+            apr_sleep(1000);            /* queued once it is seen */
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        CHECK_INT(queued.leader[i], 2 + i);
+        CHECK_INT(queued.waiting[i], i + 1);
+    }
+    apr_atomic_set32(&stuck.go, 1);
+    for (i = 0; i < 3; i++) {
+        apr_thread_join(&rv, ft[i]);
+        CHECK_INT(follower[i].item.status, 0);
+        CHECK_INT(follower[i].item.batch_size, 4);
+    }
+    apr_thread_join(&rv, lt);
+    CHECK_INT(stuck.taken_after, 3);
+    CHECK_INT(apr_atomic_read32(&queued.calls), 3);
+    alarm(0);
+    apr_pool_destroy(p);
+}
+
+/* -- a transaction never takes more than K2_BATCH_MAX ---------------------- */
+
+/* To know that items are queued without taking them: a follower waits for
+ * its turn in apr_thread_cond_wait, called under the queue's mutex once its
+ * item is queued.  This binary's own apr_thread_cond_wait (the one k2_batch.c
+ * is linked to) counts the threads that got there, then waits in APR's. */
+static apr_status_t (*apr_cond_wait)(apr_thread_cond_t *, apr_thread_mutex_t *);
+static volatile apr_uint32_t cond_waiters;     /* threads that waited once */
+static __thread int cond_waited;
+
+__attribute__((constructor)) static void find_apr_cond_wait(void)
+{
+    *(void **)&apr_cond_wait = dlsym(RTLD_NEXT, "apr_thread_cond_wait");
+}
+
+apr_status_t apr_thread_cond_wait(apr_thread_cond_t *cond,
+                                  apr_thread_mutex_t *mutex)
+{
+    if (!cond_waited) {
+        cond_waited = 1;
+        apr_atomic_inc32(&cond_waiters);
+    }
+    return apr_cond_wait(cond, mutex);
+}
+
+#define CAP_FOLLOWERS (K2_BATCH_MAX + 10)
+
+static struct {
+    k2_batch_t *b;
+    apr_pool_t *pool;
+    apr_thread_t *threads[CAP_FOLLOWERS];
+    k2_batch_item_t items[CAP_FOLLOWERS + 1];   /* [0] the first leader's */
+    fake_stmt_t stmts[CAP_FOLLOWERS + 1];
+    int ntransactions;
+    int sizes[4];
+    int taken[CAP_FOLLOWERS + 1];
+    int all_queued;
+} cap;
+
+static void *APR_THREAD_FUNC cap_follower(apr_thread_t *t, void *data)
+{
+    int id = (int)(apr_uintptr_t)data;
+    fake_leader_t l = { id };
+    apr_pool_t *rp;
+
+    apr_pool_create(&rp, NULL);
+    if (k2_batch_submit(cap.b, &cap.items[id], &l, rp) != APR_SUCCESS) {
+        cap.items[id].status = -3;
+    }
+    apr_pool_destroy(rp);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* The first transaction starts the followers, waits until every one of them
+ * is queued behind it, then takes items until k2_batch_next says no more:
+ * it must stop at K2_BATCH_MAX though more are queued; the next leader
+ * takes the rest. */
+static void cap_commit(void *leader, k2_batch_t *b, apr_pool_t *pool)
+{
+    k2_batch_item_t *it;
+    int i, n = 0;
+
+    (void)leader; (void)pool;
+    if (cap.ntransactions == 0) {
+        apr_threadattr_t *attr;
+        apr_time_t deadline = apr_time_now() + apr_time_from_sec(30);
+
+        apr_threadattr_create(&attr, cap.pool);
+        apr_threadattr_stacksize_set(attr, 256 * 1024);
+        for (i = 0; i < CAP_FOLLOWERS; i++) {
+            CHECK_INT(apr_thread_create(&cap.threads[i], attr, cap_follower,
+                                        (void *)(apr_uintptr_t)(i + 1), cap.pool),
+                      APR_SUCCESS);
+        }
+        while (apr_atomic_read32(&cond_waiters) < CAP_FOLLOWERS
+               && apr_time_now() < deadline) {
+            apr_sleep(1000);
+        }
+        cap.all_queued = apr_atomic_read32(&cond_waiters) == CAP_FOLLOWERS;
+        if (!cap.all_queued) {
+            return;                     /* reported by the test */
+        }
+    }
+    /* at most one call past the limit: a 257th item would already have
+     * overwritten what follows the queue's array */
+    while (n <= K2_BATCH_MAX && (it = k2_batch_next(b)) != NULL) {
+        const fake_stmt_t *st = it->data;
+
+        n++;
+        cap.taken[st->id]++;
+        it->status = 0;
+        it->nrows = st->id;
+    }
+    if (n > K2_BATCH_MAX) {
+        unit_fail_at(__FILE__, __LINE__, "k2_batch_next gave one transaction "
+                     "a %dth item (K2_BATCH_MAX is %d)", n, K2_BATCH_MAX);
+    }
+    if (cap.ntransactions < 4) {
+        cap.sizes[cap.ntransactions] = n;
+    }
+    cap.ntransactions++;
+}
+
+static void test_batch_next_gives_no_item_past_k2_batch_max_the_rest_go_next(void)
+{
+    fake_leader_t l = { 0 };
+    apr_status_t rv;
+    int i, wrong = 0;
+
+    memset(&cap, 0, sizeof(cap));
+    cond_waiters = 0;
+    cap.pool = test_pool();
+    alarm(60);
+    CHECK_INT(k2_batch_create(&cap.b, cap_commit, cap.pool), APR_SUCCESS);
+    for (i = 0; i <= CAP_FOLLOWERS; i++) {
+        cap.stmts[i].id = i;
+        cap.items[i].data = &cap.stmts[i];
+        cap.items[i].status = 99;
+    }
+    CHECK_INT(k2_batch_submit(cap.b, &cap.items[0], &l, cap.pool), APR_SUCCESS);
+    for (i = 0; i < CAP_FOLLOWERS; i++) {
+        apr_thread_join(&rv, cap.threads[i]);
+    }
+    alarm(0);
+    if (!cap.all_queued) {
+        unit_fail_at(__FILE__, __LINE__, "only %u of %d followers reached "
+                     "apr_thread_cond_wait (does k2_batch wait otherwise now?)",
+                     apr_atomic_read32(&cond_waiters), CAP_FOLLOWERS);
+        apr_pool_destroy(cap.pool);
+        return;
+    }
+    /* 256 of the 267 queued in the first transaction, the 11 others next */
+    CHECK_INT(cap.ntransactions, 2);
+    CHECK_INT(cap.sizes[0], K2_BATCH_MAX);
+    CHECK_INT(cap.sizes[1], CAP_FOLLOWERS + 1 - K2_BATCH_MAX);
+    CHECK_INT(cap.items[0].batch_size, K2_BATCH_MAX);
+    /* each item taken once, with its own result and its transaction's size */
+    for (i = 0; i <= CAP_FOLLOWERS; i++) {
+        wrong += cap.taken[i] != 1 || cap.items[i].status != 0
+                 || cap.items[i].nrows != i
+                 || (cap.items[i].batch_size != cap.sizes[0]
+                     && cap.items[i].batch_size != cap.sizes[1]);
+    }
+    CHECK_INT(wrong, 0);
+    apr_pool_destroy(cap.pool);
+}
+
 UNIT_SUITE(batch,
     T(test_batch_lone_item_commits_at_once_alone),
     T(test_batch_leader_item_not_taken_gets_an_error_not_a_hang),
@@ -361,5 +745,10 @@ UNIT_SUITE(batch,
     T(test_batch_leader_commits_its_own_item_in_its_batch),
     T(test_batch_reports_the_size_of_the_transaction_to_every_item),
     T(test_batch_failing_statement_fails_that_item_alone),
-    T(test_batch_failed_commit_fails_every_item_of_its_batch_only)
+    T(test_batch_failed_commit_fails_every_item_of_its_batch_only),
+    T(test_batch_item_whose_result_no_commit_function_set_is_not_a_success),
+    T(test_batch_queued_follower_gives_up_after_its_patience_not_run),
+    T(test_batch_taken_follower_waits_for_its_transaction_to_end),
+    T(test_batch_observer_sees_each_follower_queued_not_the_leader),
+    T(test_batch_next_gives_no_item_past_k2_batch_max_the_rest_go_next)
 )

@@ -878,6 +878,22 @@ static void test_amount_equal_tells_different_amounts_apart(void)
     CHECK_INT(k2_amount_equal("0.01", "0.1"), 0);
 }
 
+/* Issue 19: the decimals of one amount that begin the other's are not the
+ * same cents: either way round, whatever the trailing zeros (PostgreSQL's
+ * numeric(17,2) gives 1500.5 back as 1500.50), and with no decimals on one
+ * side.  A comparison over the shorter fraction only takes them as equal. */
+static void test_amount_equal_more_cents_than_the_other_is_another_amount(void)
+{
+    CHECK_INT(k2_amount_equal("1500.5", "1500.55"), 0);
+    CHECK_INT(k2_amount_equal("1500.55", "1500.5"), 0);
+    CHECK_INT(k2_amount_equal("1500.50", "1500.55"), 0);
+    CHECK_INT(k2_amount_equal("1500.55", "1500.50"), 0);
+    CHECK_INT(k2_amount_equal("1500", "1500.05"), 0);
+    CHECK_INT(k2_amount_equal("1500.00", "1500.05"), 0);
+    CHECK_INT(k2_amount_equal("1500.05", "1500"), 0);
+    CHECK_INT(k2_amount_equal("0.1", "0.11"), 0);
+}
+
 static void test_amount_equal_refuses_what_is_not_a_plain_decimal(void)
 {
     CHECK_INT(k2_amount_equal("1500", "1.5e3"), 0);
@@ -2011,6 +2027,19 @@ static void test_signature_valid_rejects_other_data_or_key(void)
     CHECK_INT(SIG_VALID(DOC_BASE, "secret-ke", DOC_SIG), 0);
 }
 
+/* Issue 19: every one of the 28 characters is compared, the padding too.
+ * The 28th is always base64's '=' (20 bytes), so a comparison that stops at
+ * 27 has no security effect, but it accepts strings that are no base64 of
+ * the digest: the contract is the whole signature. */
+static void test_signature_valid_compares_all_28_characters_the_padding_too(void)
+{
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "1FsEdrHdictgEKN+58rd6gh1wJI="), 1);
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "1FsEdrHdictgEKN+58rd6gh1wJIA"), 0);
+    CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "1FsEdrHdictgEKN+58rd6gh1wJI "), 0);
+    CHECK_INT(SIG_VALID(SPEC_BASE, SPEC_KEY, "Vg84d+pk9u4IntiwqW7ogndyAjM"
+                        "\x01"), 0);
+}
+
 static void test_signature_valid_rejects_a_wrong_length(void)
 {
     CHECK_INT(SIG_VALID(DOC_BASE, DOC_KEY, "1FsEdrHdictgEKN+58rd6gh1wJI"), 0);
@@ -2152,6 +2181,7 @@ UNIT_SUITE(k2,
     T(test_amount_rejects_16_digit_integer_part),
     T(test_amount_equal_ignores_leading_and_trailing_zeros),
     T(test_amount_equal_tells_different_amounts_apart),
+    T(test_amount_equal_more_cents_than_the_other_is_another_amount),
     T(test_amount_equal_refuses_what_is_not_a_plain_decimal),
     T(test_amount_rejects_zero),
     T(test_amount_rejects_sign),
@@ -2254,6 +2284,7 @@ UNIT_SUITE(k2,
     T(test_signature_valid_rfc2202_hmac_sha1_case_6_long_key),
     T(test_signature_valid_rejects_a_wrong_signature),
     T(test_signature_valid_rejects_other_data_or_key),
+    T(test_signature_valid_compares_all_28_characters_the_padding_too),
     T(test_signature_valid_rejects_a_wrong_length),
     T(test_signature_valid_stops_at_len_of_base),
     T(test_signature_valid_refuses_an_empty_key),

@@ -239,7 +239,137 @@ static void test_sql_trailing_percent_is_not_a_placeholder(void)
     CHECK_INT(i.placeholders, 0);
 }
 
+/* -- the ON CONFLICT key --------------------------------------------------- */
+
+/* key[] of sql as a string of digits, one per placeholder ("0110"), and
+ * the number of key columns. */
+static int conflict_key(const char *sql, int nph, char *out)
+{
+    int key[64], i, n;
+
+    n = k2_sql_conflict_key(heap_str(sql), key, nph);
+    for (i = 0; i < nph; i++) {
+        out[i] = (char)('0' + key[i]);
+    }
+    out[nph] = '\0';
+    return n;
+}
+
+static void test_sql_conflict_key_of_the_k2connect_sample_is_its_coalesced_event_id(void)
+{
+    char k[64];
+
+    CHECK_INT(conflict_key("INSERT INTO k2_events (event_id, topic, raw_body) "
+                           "VALUES (COALESCE(%s, %s), COALESCE(%s, %s), %s) "
+                           "ON CONFLICT (event_id) DO NOTHING", 5, k), 1);
+    CHECK_STR(k, "11000");
+    /* Daraja's: TransID alone, a constant beside it */
+    CHECK_INT(conflict_key("INSERT INTO k2_events (event_id, topic, reference) "
+                           "VALUES (%s, 'daraja', %s) ON CONFLICT (event_id) "
+                           "DO NOTHING", 2, k), 1);
+    CHECK_STR(k, "10");
+    /* the form API's: k2_transaction_id, not first */
+    CHECK_INT(conflict_key("insert into k2_transactions (ac_no, k2_transaction_id)"
+                           " values (%s, %s) on conflict (k2_transaction_id) do "
+                           "nothing", 2, k), 1);
+    CHECK_STR(k, "01");
+}
+
+static void test_sql_conflict_key_columns_of_a_composite_key_are_numbered(void)
+{
+    char k[64];
+
+    CHECK_INT(conflict_key("INSERT INTO public.t AS x (\"A\", b, c) VALUES "
+                           "(%s, %s, %s) ON CONFLICT (c, \"A\") DO NOTHING", 3, k), 2);
+    CHECK_STR(k, "201");
+    /* a quoted name is case-sensitive, a plain one is not */
+    CHECK_INT(conflict_key("INSERT INTO t (\"Id\", v) VALUES (%s, %s) ON "
+                           "CONFLICT (id) DO NOTHING", 2, k), 0);
+    CHECK_INT(conflict_key("INSERT INTO t (Id, v) VALUES (%s, %s) ON "
+                           "CONFLICT (ID) DO NOTHING", 2, k), 1);
+    CHECK_STR(k, "10");
+}
+
+static void test_sql_conflict_key_value_of_another_shape_is_not_judged(void)
+{
+    char k[64];
+
+    /* NULL only if all are: COALESCE with a constant never is */
+    CHECK_INT(conflict_key("INSERT INTO t (id, v) VALUES (COALESCE(%s, 'x'), %s)"
+                           " ON CONFLICT (id) DO NOTHING", 2, k), 0);
+    CHECK_STR(k, "00");
+    CHECK_INT(conflict_key("INSERT INTO t (id, v) VALUES (CAST(%s AS text), %s)"
+                           " ON CONFLICT (id) DO NOTHING", 2, k), 0);
+    CHECK_INT(conflict_key("INSERT INTO t (id, v) VALUES ('k2-' || %s, %s)"
+                           " ON CONFLICT (id) DO NOTHING", 2, k), 0);
+    /* the value of another column is still counted: v's placeholders */
+    CHECK_INT(conflict_key("INSERT INTO t (v, id) VALUES (lower(%s), %s) "
+                           "ON CONFLICT (id) DO NOTHING", 2, k), 1);
+    CHECK_STR(k, "01");
+}
+
+static void test_sql_conflict_key_is_unknown_for_statements_without_one(void)
+{
+    char k[64];
+
+    CHECK_INT(conflict_key("INSERT OR IGNORE INTO t (id) VALUES (%s)", 1, k), 0);
+    CHECK_INT(conflict_key("INSERT INTO t (id) VALUES (%s) ON DUPLICATE KEY "
+                           "UPDATE id = id", 1, k), 0);
+    CHECK_INT(conflict_key("INSERT INTO t (id) VALUES (%s), (%s) ON CONFLICT "
+                           "(id) DO NOTHING", 2, k), 0);
+    CHECK_INT(conflict_key("INSERT INTO t (id) SELECT %s ON CONFLICT (id) DO "
+                           "NOTHING", 1, k), 0);
+    CHECK_INT(conflict_key("INSERT INTO t (id) VALUES (%s) ON CONFLICT ON "
+                           "CONSTRAINT t_pkey DO NOTHING", 1, k), 0);
+    CHECK_INT(conflict_key("UPDATE t SET v = %s WHERE id = %s", 2, k), 0);
+    CHECK_INT(conflict_key("INSERT INTO t (id, v) VALUES (%s)", 1, k), 0);
+    CHECK_INT(conflict_key("", 0, k), 0);
+    CHECK_INT(conflict_key("INSERT INTO t (id", 0, k), 0);
+}
+
+static void test_sql_conflict_key_skips_comments_strings_and_literal_percents(void)
+{
+    char k[64];
+
+    CHECK_INT(conflict_key("-- the events\nINSERT /* here */ INTO t (note, id) "
+                           "VALUES ('a, (b)', %s) ON CONFLICT ( id ) DO NOTHING",
+                           1, k), 1);
+    CHECK_STR(k, "1");
+    CHECK_INT(conflict_key("INSERT INTO t (v, id) VALUES ('100%%s' || %s, %s) "
+                           "ON CONFLICT (id) DO NOTHING", 2, k), 1);
+    CHECK_STR(k, "01");
+}
+
+static void test_sql_insert_or_clause_is_named_whatever_its_case_and_comments(void)
+{
+    CHECK_STR(k2_sql_insert_or(heap_str("INSERT OR IGNORE INTO t (id) VALUES (%s)")),
+              "IGNORE");
+    CHECK_STR(k2_sql_insert_or(heap_str("-- x\n  insert /* y */ or replace into t "
+                                        "(id) VALUES (%s)")), "REPLACE");
+    CHECK_STR(k2_sql_insert_or(heap_str("Replace Into t (id) VALUES (%s)")),
+              "REPLACE");
+    CHECK_STR(k2_sql_insert_or(heap_str("INSERT OR ROLLBACK INTO t (id) VALUES (%s)")),
+              "ROLLBACK");
+}
+
+static void test_sql_insert_without_or_clause_has_none(void)
+{
+    CHECK(k2_sql_insert_or(heap_str("INSERT INTO t (id) VALUES (%s) ON CONFLICT "
+                                    "(id) DO NOTHING")) == NULL);
+    CHECK(k2_sql_insert_or(heap_str("INSERT INTO \"or\" (id) VALUES (%s)")) == NULL);
+    CHECK(k2_sql_insert_or(heap_str("INSERT INTO t (note) VALUES ('or ignore')"))
+          == NULL);
+    CHECK(k2_sql_insert_or(heap_str("UPDATE t SET x = %s")) == NULL);
+}
+
 UNIT_SUITE(sql,
+    T(test_sql_insert_or_clause_is_named_whatever_its_case_and_comments),
+    T(test_sql_insert_without_or_clause_has_none),
+    T(test_sql_conflict_key_of_the_k2connect_sample_is_its_coalesced_event_id),
+    T(test_sql_conflict_key_columns_of_a_composite_key_are_numbered),
+    T(test_sql_conflict_key_value_of_another_shape_is_not_judged),
+    T(test_sql_conflict_key_is_unknown_for_statements_without_one),
+    T(test_sql_conflict_key_skips_comments_strings_and_literal_percents),
     T(test_sql_counts_placeholders_like_apr_dbd_prepare),
     T(test_sql_double_percent_is_a_literal_not_a_placeholder),
     T(test_sql_percent_before_a_non_letter_is_not_a_placeholder),
