@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS accounts (
 -- hence CAST(%s AS numeric) in the statement).  K2's times stay text, as K2
 -- wrote them: a timestamp that did not parse would refuse the payment.
 CREATE TABLE IF NOT EXISTS k2_events (
-    event_id          text PRIMARY KEY,
+    event_id          text PRIMARY KEY NOT NULL,
     topic             text NOT NULL,
     reference         text,
     amount            numeric CHECK (amount >= 0),

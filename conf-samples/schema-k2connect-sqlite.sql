@@ -8,7 +8,7 @@ PRAGMA journal_mode = WAL;
 -- The biller's customer accounts, as in schema-sqlite.sql (only used by the
 -- optional K2NotifyAccountQuery of the sample).
 CREATE TABLE IF NOT EXISTS accounts (
-    ac_no   TEXT PRIMARY KEY,
+    ac_no   TEXT PRIMARY KEY NOT NULL,
     name    TEXT
 );
 
@@ -17,11 +17,14 @@ CREATE TABLE IF NOT EXISTS accounts (
 -- reversed payment's reference), and STK push results (incoming_payment,
 -- successful or not).  The primary key on the event id is what makes a
 -- resend a duplicate ("ON CONFLICT (event_id) DO NOTHING" affects 0 rows):
--- K2 may deliver an event twice, and out of order.
+-- K2 may deliver an event twice, and out of order.  NOT NULL: in SQLite a
+-- TEXT primary key accepts NULL, and NULLs never conflict, so an event
+-- without an id would be recorded again at every delivery (the module
+-- refuses such an event with 400 before it gets here).
 -- Values are K2's text as received (amounts are strings in K2's JSON:
 -- "100.0"); SQLite's NUMERIC affinity would turn them into binary floats.
 CREATE TABLE IF NOT EXISTS k2_events (
-    event_id          TEXT PRIMARY KEY,  -- /id, or /data/id for an STK result
+    event_id          TEXT PRIMARY KEY NOT NULL,  -- /id, or /data/id for an STK result; TransID (Daraja)
     topic             TEXT NOT NULL,     -- /topic, or /data/type (incoming_payment)
     reference         TEXT,              -- the M-PESA reference (none for m2m)
     amount            TEXT,              -- as K2 wrote it; NULL for a failed STK push

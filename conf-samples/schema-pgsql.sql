@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS accounts (
 );
 
 CREATE TABLE IF NOT EXISTS k2_transactions (
-    k2_transaction_id     text PRIMARY KEY,
+    k2_transaction_id     text PRIMARY KEY NOT NULL,
     ac_no                 text NOT NULL,
     amount                numeric(17,2) NOT NULL CHECK (amount > 0),  -- 15 digits . 2, as the module accepts
     currency              text NOT NULL,

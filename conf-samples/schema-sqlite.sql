@@ -7,16 +7,17 @@ PRAGMA journal_mode = WAL;
 -- The biller's customer accounts (in a real deployment: the biller's own
 -- table or a view of it; K2NotifyAccountQuery only needs one row per ac_no).
 CREATE TABLE IF NOT EXISTS accounts (
-    ac_no   TEXT PRIMARY KEY,
+    ac_no   TEXT PRIMARY KEY NOT NULL,
     name    TEXT
 );
 
 -- One row per K2 payment.  The primary key on k2_transaction_id is what
 -- makes a resend a duplicate ("ON CONFLICT (k2_transaction_id) DO NOTHING"
--- affects 0 rows).  Amounts are kept as TEXT: SQLite's NUMERIC affinity would
+-- affects 0 rows); NOT NULL, as SQLite's TEXT primary keys accept NULL, which
+-- never conflicts.  Amounts are kept as TEXT: SQLite's NUMERIC affinity would
 -- turn "1500.10" into a binary float.
 CREATE TABLE IF NOT EXISTS k2_transactions (
-    k2_transaction_id     TEXT PRIMARY KEY,
+    k2_transaction_id     TEXT PRIMARY KEY NOT NULL,
     ac_no                 TEXT NOT NULL,
     amount                TEXT NOT NULL,
     currency              TEXT NOT NULL,
