@@ -197,7 +197,8 @@ class Httpd:
 
     def __init__(self, name, body, mpm="event", db=True, accounts=(ACCOUNT,),
                  loglevel="warn k2notify:info", dbd=True, extra_sql="",
-                 k2module=True, modules=None, pgsql=None, dbd_extra=""):
+                 k2module=True, modules=None, pgsql=None, dbd_extra="",
+                 mysql=None, env=None, dbdriver=True):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"k2notify-{name}-")
         os.chmod(self.dir, 0o755)
@@ -212,10 +213,14 @@ class Httpd:
         self.sanitizer_dir = os.path.join(self.dir, "sanitizer")
         self.expected_errors = [re.compile(p) for p in CHILD_INIT_LOCKED]
         self.started = False
+        self.env = dict(env or {})       # added to the apache2 processes
+        self.extra_env = self.env        # (LD_PRELOAD after ASan's: httpd_env)
         os.mkdir(self.db_dir)
         os.mkdir(self.sanitizer_dir)
         self.pgsql = pgsql
-        if db and not pgsql:
+        self.mysql = mysql              # a myserver.MariaDB (or a Galera node)
+        self.dbserver = pgsql or mysql
+        if db and not self.dbserver:
             with open(SCHEMA) as f:
                 schema = f.read()
             con = sqlite3.connect(self.db)
@@ -245,7 +250,9 @@ class Httpd:
         dbd_lines = ""
         if dbd and pgsql:
             dbd_lines = f'DBDriver pgsql\nDBDParams "{pgsql.dbd_params}"\n'
-        elif dbd:
+        elif dbd and mysql:
+            dbd_lines = f'DBDriver mysql\nDBDParams "{mysql.dbd_params}"\n'
+        elif dbd and dbdriver:
             dbd_lines = (f'DBDriver sqlite3\nDBDParams "{self.db}"\n'
                          'DBDInitSQL "PRAGMA synchronous = FULL"\n')
         dbd_lines += dbd_extra
@@ -268,7 +275,7 @@ Timeout 5
 {user_lines}
 {chr(10).join(lines)}
 {dbd_lines}
-LogFormat "%>s %{{K2_TRANSACTION_ID}}e|%{{K2_AC_NO}}e|%{{K2_AMOUNT}}e|%{{K2_CURRENCY}}e|%{{K2_STATUS}}e|%{{K2_OUTCOME}}e|%u|%r" k2
+LogFormat "%>s %{{K2_TRANSACTION_ID}}e|%{{K2_AC_NO}}e|%{{K2_AMOUNT}}e|%{{K2_CURRENCY}}e|%{{K2_STATUS}}e|%{{K2_OUTCOME}}e|%u|%r @%{{begin:usec}}t" k2
 CustomLog "{self.access_log}" k2
 {self.body}
 """)
@@ -276,10 +283,14 @@ CustomLog "{self.access_log}" k2
     # -- lifecycle -----------------------------------------------------------
     def httpd_env(self):
         """The environment of this server's apache2 processes."""
-        env = dict(os.environ)
+        env = dict(os.environ, **self.env)
         for word in HTTPD_ENV:
             name, _, value = word.partition("=")
             env[name] = value.replace("{logdir}", self.sanitizer_dir)
+        for name, value in self.extra_env.items():
+            if name == "LD_PRELOAD" and env.get(name):
+                value = env[name] + ":" + value     # after ASan's runtime
+            env[name] = value
         return env
 
     def configtest(self):
@@ -368,8 +379,8 @@ CustomLog "{self.access_log}" k2
 
     # -- database and logs ---------------------------------------------------
     def query(self, sql, *args):
-        if self.pgsql:
-            return self.pgsql.query(sql, *args)
+        if self.dbserver:
+            return self.dbserver.query(sql, *args)
         con = sqlite3.connect(self.db, timeout=10)
         try:
             return con.execute(sql, args).fetchall()
@@ -378,8 +389,8 @@ CustomLog "{self.access_log}" k2
 
     def rows(self, k2_transaction_id):
         """The recorded rows of one transaction, as dicts."""
-        if self.pgsql:
-            return self.pgsql.rows(k2_transaction_id)
+        if self.dbserver:
+            return self.dbserver.rows(k2_transaction_id)
         con = sqlite3.connect(self.db, timeout=10)
         con.row_factory = sqlite3.Row
         try:
@@ -405,23 +416,33 @@ CustomLog "{self.access_log}" k2
     def log_offset(self):
         return len(self.errors_text())
 
-    def access_lines(self):
+    def raw_access_lines(self):
+        """The access log's lines as written: each ends with " @" and the
+        request's arrival in microseconds (%{begin:usec}t)."""
         try:
             with open(self.access_log, errors="replace") as f:
                 return f.read().splitlines()
         except FileNotFoundError:
             return []
 
+    def access_lines(self):
+        """The access log's lines, without the arrival time at their end."""
+        return [l.rpartition(" @")[0] or l for l in self.raw_access_lines()]
+
     def access_entry(self, k2_transaction_id):
         """Access-log entries (status, id, ac, amount, currency, k2status,
-        outcome, user, request line) of one transaction id."""
+        outcome, user, request line) of one transaction id, in the order the
+        requests arrived: a line is written once its reply is sent, so two
+        requests a moment apart may be logged in the other order.  Each line
+        ends with " @" and the request's arrival in microseconds."""
         out = []
-        for line in self.access_lines():
+        for line in self.raw_access_lines():
             status, rest = line.split(" ", 1)
+            rest, _, began = rest.rpartition(" @")
             parts = rest.split("|")
             if parts[0] == k2_transaction_id:
-                out.append([status] + parts)
-        return out
+                out.append((int(began), [status] + parts))
+        return [e for _, e in sorted(out, key=lambda t: t[0])]
 
     def expect_error(self, pattern):
         """Declare an error-log line (regex) this server is expected to log."""
@@ -476,6 +497,19 @@ def wait_access(server, k2_transaction_id, n=1, timeout=5):
         e = server.access_entry(k2_transaction_id)
         if len(e) >= n or time.time() > deadline:
             return e
+        time.sleep(0.05)
+
+
+def wait_lines(path, n, timeout=5):
+    """A log file's lines, once there are n: each CustomLog is written after
+    the reply, one after the other, so one log may hold a line another lacks."""
+    deadline = time.time() + timeout
+    while True:
+        with open(path) as f:
+            lines = f.read().splitlines()
+        if len(lines) >= n or time.time() > deadline:
+            assert len(lines) == n, lines
+            return lines
         time.sleep(0.05)
 
 
@@ -552,6 +586,18 @@ CREATE TABLE k2_refused (k2_transaction_id TEXT, ac_no TEXT);
 CREATE TRIGGER k2_refuse BEFORE INSERT ON k2_refused
 BEGIN SELECT RAISE(ABORT, 'k2_refused accepts nothing'); END;
 """
+
+
+def fault_library(tmp_path, name):
+    """Build tests/integration/faults/NAME.c into an LD_PRELOAD library the
+    httpd User can load; its path."""
+    lib = str(tmp_path / f"{name}.so")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", lib,
+                    os.path.join(os.path.dirname(__file__), "faults",
+                                 f"{name}.c"), "-ldl"], check=True)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(lib, 0o755)
+    return lib
 
 
 def served(server):

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import (ACCOUNT, CONTRACT_LOCATION, PASSWORD, SPEC_BODY,
-                      STOCK_LAYOUTS, USER, form, notification)
+from conftest import (ACCOUNT, CHILD_INIT_LOCKED, CONTRACT_LOCATION, PASSWORD,
+                      SPEC_BODY, STOCK_LAYOUTS, USER, form, notification)
 
 ACCEPTED = '{"status":"01","description":"Accepted"}'
 
@@ -97,7 +97,10 @@ def assert_each_recorded_once_and_answered_01(server, sent, replies, extra=0):
         re.search(r"outcome=(\w+)", l).group(1) for l in info
         if re.search(r"k2_transaction_id=(\S+) ", l).group(1) in set(ids))
     assert decided == {"accepted": len(sent), "duplicate": len(sent)}
-    errors = server.errors_text()
+    # mod_dbd's race of children setting up the WAL index at child init
+    # (tid = pid) is tolerated, as the harness does; at a request it is not
+    errors = "\n".join(l for l in server.errors_text().splitlines()
+                       if not any(re.search(p, l) for p in CHILD_INIT_LOCKED))
     assert "database is locked" not in errors
     assert ":error]" not in errors
     return info

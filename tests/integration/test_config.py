@@ -9,7 +9,8 @@ import sqlite3
 import pytest
 
 from conftest import (ACCOUNT, AUTH, CONTRACT_LOCATION, SCHEMA, SPEC_BODY,
-                      SPEC_ROW, TOP, form, notification, run_user, wait_access)
+                      SPEC_ROW, TOP, form, notification, run_user, wait_access,
+                      wait_lines)
 
 ACCEPTED = '{"status":"01","description":"Accepted"}'
 ACCOUNT_NOT_FOUND = '{"status":"02","description":"Account not Found"}'
@@ -304,9 +305,7 @@ def test_shipped_sqlite_sample_passes_configtest_and_records_all_17_fields_of_th
     audit = os.path.join(s.dir, "k2notify.log")
     assert wait_access(s, "15")[0][1:8] == [
         "15", ACCOUNT, "1500", "KES", "01", "accepted", "k2login"]
-    with open(audit) as f:
-        lines = f.read().splitlines()
-    assert len(lines) == 1
+    lines = wait_lines(audit, 1)
     assert re.search(r' k2login .*"POST /k2/notify HTTP/1\.1" 200 \d+ id=15 '
                      r'ac=A123333 amount=1500 KES status=01 outcome=accepted$',
                      lines[0]), lines[0]
@@ -501,3 +500,32 @@ def test_inner_location_inherits_require_user_off(merged):
     r = post_to(merged, n, "/open/max-body-set", auth=None)
     assert (r.status_code, r.text) == (200, ACCEPTED)
     assert len(merged.rows(n["k2_transaction_id"])) == 1
+
+
+# -- SQLite's conflict clauses that hide what the statement did -----------------
+
+@pytest.mark.parametrize("insert,complaint", [
+    ("INSERT OR IGNORE INTO", r"INSERT OR IGNORE skips a row that breaks any "
+     r"constraint \(NOT NULL, CHECK, UNIQUE\) without an error, 0 rows changed, "
+     r"which is what a resend gives: a notification recorded nowhere would be "
+     r"answered 01 duplicate"),
+    ("insert or replace into", r"OR REPLACE \(REPLACE INTO\) deletes the stored "
+     r"row that a new one conflicts with: a resend with another amount would "
+     r"overwrite a stored payment"),
+    ("REPLACE INTO", r"OR REPLACE \(REPLACE INTO\) deletes the stored row")],
+    ids=["or-ignore", "or-replace", "replace-into"])
+def test_sqlite_record_statement_that_hides_a_refused_or_replaced_row_fails_configtest(
+        make_httpd, insert, complaint):
+    """INSERT OR IGNORE skips a row that breaks NOT NULL or CHECK with 0 rows
+    changed, as a resend does: the notification would be 01 duplicate and
+    recorded nowhere (an event without its id, a missing amount); OR
+    REPLACE overwrites the stored payment."""
+    s = make_httpd("insert-or", location(
+        'K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"',
+        f'K2NotifyRecordQuery "{insert} k2_transactions (k2_transaction_id, '
+        'ac_no, amount, currency) VALUES (%s, %s, %s, %s)" ' + RECORD_FIELDS))
+    rc, out = s.configtest()
+    assert rc != 0 and "Syntax OK" not in out, out
+    assert re.search(r"^K2NotifyRecordQuery \(line \d+ of " + re.escape(s.conf)
+                     + r"\), in <Location /k2/notify> on DBDriver sqlite3: \""
+                     + re.escape(insert) + r" .*\": " + complaint, out, re.M), out

@@ -2,13 +2,16 @@
 resend (01, outcome duplicate) from another payment that reuses a recorded
 k2_transaction_id with another account or amount (03, outcome conflict,
 an error-log line naming the transaction, the stored row untouched).
-On SQLite and on PostgreSQL (whose numeric column gives back "1500.00")."""
+On SQLite, on PostgreSQL (whose numeric column gives back "1500.00") and on
+MariaDB (whose driver reads rows only by number in a random-access result:
+issue 16)."""
 import decimal
 import re
 
 import pytest
 
 from conftest import ACCOUNT, AUTH, notification, wait_access
+from myserver import MariaDB
 from pgserver import Postgres
 
 ACCEPTED = '{"status":"01","description":"Accepted"}'
@@ -43,9 +46,25 @@ def pg():
     server.cleanup()
 
 
-@pytest.fixture(params=["sqlite", "pgsql"])
-def node(request, make_httpd):
-    if request.param == "pgsql":
+@pytest.fixture(scope="module")
+def my():
+    server = MariaDB("my-conflict", accounts=(ACCOUNT, OTHER_ACCOUNT))
+    yield server
+    server.cleanup()
+
+
+def make_node(request, make_httpd):
+    if request.param == "mysql":
+        # no ON CONFLICT; and /k2/plain, without K2NotifyDuplicateQuery, is
+        # refused by configtest on mysql (test_mysql_config.py)
+        loc = LOCATION[:LOCATION.index("<Location /k2/plain>")].replace(
+            "ON CONFLICT (k2_transaction_id) DO NOTHING",
+            "ON DUPLICATE KEY UPDATE k2_transaction_id = k2_transaction_id")
+        s = make_httpd("conflict-my", loc.replace("{amount}", "%s"),
+                       mysql=request.getfixturevalue("my"))
+        s.stored = lambda amount: decimal.Decimal(amount)
+        s.shown = lambda amount: f"{decimal.Decimal(amount):.2f}"
+    elif request.param == "pgsql":
         pg = request.getfixturevalue("pg")
         s = make_httpd("conflict-pg", LOCATION.replace("{amount}", "CAST(%s AS numeric)"),
                        pgsql=pg)
@@ -58,6 +77,17 @@ def node(request, make_httpd):
         s.shown = lambda amount: amount
     s.expect_error(r"outcome=conflict: this transaction id is already recorded")
     return s.start()
+
+
+@pytest.fixture(params=["sqlite", "pgsql", "mysql"])
+def node(request, make_httpd):
+    return make_node(request, make_httpd)
+
+
+@pytest.fixture(params=["sqlite", "pgsql"])
+def proving_node(request, make_httpd):
+    """A node whose 0-row result proves a resend (ON CONFLICT names the key)."""
+    return make_node(request, make_httpd)
 
 
 def test_true_resend_is_01_duplicate_even_written_differently(node):
@@ -93,7 +123,8 @@ def test_resend_with_another_account_or_amount_is_03_conflict(node, change):
     assert [x[5:7] for x in e] == [["01", "accepted"], ["03", "conflict"]]
 
 
-def test_without_duplicate_query_a_changed_resend_stays_01_duplicate(node):
+def test_without_duplicate_query_a_changed_resend_stays_01_duplicate(proving_node):
+    node = proving_node
     n = notification(amount="1500")
     assert node.post(n, path="/k2/plain").text == ACCEPTED
     assert node.post(dict(n, amount="1501"), path="/k2/plain").text == ACCEPTED
@@ -119,3 +150,23 @@ def test_duplicate_query_configuration_mistakes_fail_configtest(make_httpd):
 """)
         rc, out = s.configtest()
         assert rc != 0 and f"K2NotifyDuplicateQuery: {complaint}" in out, out
+
+
+@pytest.mark.parametrize("stored,resent", [("1500.5", "1500.55"), ("1500", "1500.05")])
+def test_resend_with_more_cents_than_stored_is_03_conflict(node, stored, resent):
+    """The stored amount's decimals begin the resent one's, but it has more
+    (PostgreSQL gives 1500.5 back as 1500.50, 1500 as 1500.00): another
+    payment, not a resend."""
+    n = notification(amount=stored)
+    assert node.post(n).text == ACCEPTED
+    off = node.log_offset()
+    r = node.post(dict(n, amount=resent))
+    assert (r.status_code, r.text) == (200, INVALID)
+    rows = node.rows(n["k2_transaction_id"])
+    assert [(r["ac_no"], r["amount"]) for r in rows] == [(ACCOUNT, node.stored(stored))]
+    lines = node.wait_log(r"outcome=conflict", off)
+    assert len(lines) == 1 and re.search(CONFLICT_LINE.format(
+        id=n["k2_transaction_id"], ac=ACCOUNT, stored_ac=ACCOUNT,
+        stored_amount=re.escape(node.shown(stored))), lines[0]), lines
+    assert [e[6] for e in wait_access(node, n["k2_transaction_id"], n=2)] == [
+        "accepted", "conflict"]

@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from conftest import (ACCOUNT, AUTH, CONTRACT_LOCATION, ONE_CONNECTION,
-                      notification, wait_access)
+                      notification, run_user, wait_access)
+from test_faults import RECORD_READ_ONLY, children, parent_pid
 
 ACCEPTED = '{"status":"01","description":"Accepted"}'
 ACCOUNT_NOT_FOUND = '{"status":"02","description":"Account not Found"}'
@@ -133,6 +134,97 @@ def test_database_read_only_to_httpd_answers_500_and_records_nothing(dbd_down_ht
     os.chmod(s.db, 0o644)
     assert s.rows(n["k2_transaction_id"]) == []
     assert s.count() == 0
+
+
+# A write on a connection SQLite opened read-only, and what the module does.
+BEGIN_READ_ONLY = (r"\[k2notify:error\] .* notification k2_transaction_id=\S+ "
+                   r"ac_no=\S+ outcome=error: BEGIN IMMEDIATE failed \(\d+\): "
+                   r"attempt to write a readonly database$")
+REOPENED_READ_ONLY = (r"\[k2notify:warn\] .*: SQLite had opened this database "
+                      r"connection read-only \(its files were not all writable "
+                      r"by the httpd user when it opened\): opened again on ")
+
+
+@pytest.mark.parametrize("name,refused", [("k2.db-wal", BEGIN_READ_ONLY),
+                                          ("k2.db", RECORD_READ_ONLY)],
+                         ids=["wal", "database-file"])
+def test_connection_opened_read_only_is_opened_again_once_its_files_are_writable(
+        make_httpd, name, refused):
+    """A file of the database the httpd user cannot write when its connection
+    opens (its -wal: a program run as root created it, and the instant before
+    SQLite gives it to the database's owner is enough, as a CI run found; or
+    the database file, chmod) makes SQLite open the connection read-only,
+    for good, and mod_dbd pools it.  While the file stays so, notifications
+    get 500 (BEGIN IMMEDIATE refused, or the record statement) and nothing
+    is recorded; once it is writable, the next notification is 01 on a
+    connection opened again, with no graceful."""
+    s = make_httpd("read-only-" + name, ONE_CONNECTION + CONTRACT_LOCATION)
+    path = os.path.join(s.db_dir, name)
+    if not os.path.exists(path):
+        open(path, "w").close()
+    os.chmod(path, 0o444)               # root's or not, httpd cannot write it
+    s.expect_error(refused)
+    s.start()
+    refused_ids = []
+    start = s.log_offset()
+    for _ in range(2):
+        n = notification()
+        off = s.log_offset()
+        r = s.post(n)
+        assert (r.status_code, r.text) == (500, INTERNAL_ERROR)
+        assert s.wait_log(refused, offset=off)
+        refused_ids.append(n["k2_transaction_id"])
+    assert s.wait_log(REOPENED_READ_ONLY, offset=start)
+    # (no read of the database meanwhile: this process may be root, and its
+    # connection, closing last, would remove the -wal file)
+    # as an admin would: SQLite made the -shm with the database file's mode
+    user = run_user()
+    for f in os.listdir(s.db_dir):
+        if user:
+            os.chown(os.path.join(s.db_dir, f), user.pw_uid, user.pw_gid)
+        os.chmod(os.path.join(s.db_dir, f), 0o644)
+    off = s.log_offset()
+    n = notification()
+    assert s.post(n).text == ACCEPTED
+    assert s.wait_log(REOPENED_READ_ONLY, offset=off)
+    assert [r["amount"] for r in s.rows(n["k2_transaction_id"])] == ["1500"]
+    assert s.post(notification()).text == ACCEPTED
+    assert s.count() == 2
+    assert [s.rows(t) for t in refused_ids] == [[], []]
+
+
+def child_fd_dirs(server):
+    return [f"/proc/{pid}/fd" for pid in children(parent_pid(server))]
+
+
+def test_connection_opened_read_only_at_startup_writes_the_first_notification_once_its_files_are_writable(make_httpd):
+    """The CI run's case: the connection a child opened at startup is
+    read-only (its -wal was not writable then), and the file is writable by
+    the first notification: BEGIN IMMEDIATE is refused, the connection is
+    opened again at once, and that notification is 01."""
+    s = make_httpd("wal-read-only-at-start", ONE_CONNECTION + CONTRACT_LOCATION)
+    wal = s.db + "-wal"
+    open(wal, "w").close()
+    os.chmod(wal, 0o444)
+    s.start()
+    # the child's pooled connection has the -wal open (read-only) ...
+    deadline = time.time() + 10
+    while not any(os.path.realpath(os.path.join(fds, fd)) == wal
+                  for fds in child_fd_dirs(s) for fd in os.listdir(fds)):
+        assert time.time() < deadline, "no child opened the -wal file"
+        time.sleep(0.05)
+    # ... before it is made writable
+    user = run_user()
+    if user:
+        os.chown(wal, user.pw_uid, user.pw_gid)
+    os.chmod(wal, 0o644)
+    off = s.log_offset()
+    n = notification()
+    assert s.post(n).text == ACCEPTED
+    assert s.wait_log(r"\[k2notify:warn\] .* BEGIN IMMEDIATE failed \(\d+\): "
+                      r"attempt to write a readonly database: " + REOPENED_READ_ONLY[
+                          len(r"\[k2notify:warn\] .*: "):], offset=off)
+    assert [r["amount"] for r in s.rows(n["k2_transaction_id"])] == ["1500"]
 
 
 # -- a statement fails at run time --------------------------------------------------

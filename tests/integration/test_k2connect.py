@@ -23,7 +23,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import ACCOUNT, TOP, Httpd, served, wait_access
+from conftest import ACCOUNT, AUTH, TOP, Httpd, notification, served, wait_access
 
 FIXTURES = os.path.join(TOP, "tests", "fixtures", "k2connect")
 SAMPLE = os.path.join(TOP, "conf-samples", "k2notify-k2connect.conf")
@@ -272,7 +272,8 @@ def test_resend_is_a_duplicate_and_recorded_once(k2c):
     assert post(k2c, body, sign(body)).text == reply("accepted")
     assert post(k2c, body, sign(body)).text == reply("duplicate")
     assert len(events(k2c, eid)) == 1
-    assert [e[7] for e in audit(k2c, eid, n=2)] == ["accepted", "duplicate"]
+    # (each line is written after its reply: the second may come first)
+    assert sorted(e[7] for e in audit(k2c, eid, n=2)) == ["accepted", "duplicate"]
 
 
 def test_reversal_is_an_event_of_its_own_naming_the_reversed_payment(k2c):
@@ -354,6 +355,29 @@ def test_same_event_id_with_another_amount_is_a_conflict_answered_200(k2c):
     r = post(k2c, other, sign(other), path="/k2/all")
     assert (r.status_code, r.text) == (200, reply("conflict"))
     assert [row["amount"] for row in events(k2c, eid)] == ["100.0"]
+
+
+def test_event_stored_without_amount_then_resent_with_one_is_a_conflict(k2c):
+    """A failed STK push has no amount (its resource is null: NULL stored);
+    the same event id then arriving with an amount is not that event."""
+    eid = str(uuid.uuid4())
+    failed = fresh(fixture("node-stringified/stkunsuccessfulresult.json"),
+                   **{"/data/id": eid})
+    paid = fresh(fixture("node-stringified/stksuccessresult.json"), **{"/data/id": eid})
+    assert post(k2c, failed, sign(failed), path="/k2/all").text == reply("accepted")
+    assert [row["amount"] for row in events(k2c, eid)] == [None]
+    assert post(k2c, failed, sign(failed), path="/k2/all").text == reply("duplicate")
+    k2c.expect_error(r"\[k2notify:error\] .* webhook topic=incoming_payment id="
+                     + eid + r" .*outcome=conflict: this event id is already "
+                     r"recorded with amount=NULL$")
+    off = k2c.log_offset()
+    r = post(k2c, paid, sign(paid), path="/k2/all")
+    assert (r.status_code, r.text) == (200, reply("conflict"))
+    assert k2c.wait_log(r"\[k2notify:error\] .* webhook topic=incoming_payment id="
+                        + eid + r" .*outcome=conflict: this event id is already "
+                        r"recorded with amount=NULL$", off)
+    assert [(row["amount"], row["status"]) for row in events(k2c, eid)] == [(None, "Failed")]
+    assert [e[7] for e in audit(k2c, eid, n=3)] == ["accepted", "duplicate", "conflict"]
 
 
 # -- every refusal ---------------------------------------------------------------
@@ -556,6 +580,57 @@ def test_inner_location_inherits_the_format_of_the_outer_one(make_httpd):
         'K2NotifyRecordQuery "INSERT INTO k2_events (event_id) VALUES (%s)" ac_no',
         path="/k2/inner"))
     assert rc != 0 and "'ac_no' is a form field" in out, out
+
+
+K2CONNECT_OUTER = ("<Location /k2>\n    K2NotifyFormat k2connect\n"
+                   "    K2NotifySignatureKeyFile {dir}/node.key\n</Location>\n")
+FORM_RECORD = ('K2NotifyRecordQuery "INSERT INTO k2_transactions (k2_transaction_id, '
+               'ac_no, amount, currency) VALUES (%s, %s, %s, %s) ON CONFLICT '
+               '(k2_transaction_id) DO NOTHING" k2_transaction_id ac_no amount currency')
+
+
+def test_outer_location_does_not_reach_a_sibling_that_only_starts_with_its_path(make_httpd):
+    """httpd applies <Location /k2> to /k2 and /k2/..., not to /k2form (its
+    match stops at a '/' boundary): /k2form receives K2's form, and its form
+    fields are accepted by configtest, then by the running server."""
+    body = K2CONNECT_OUTER + location(
+        AUTH.strip(), 'K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"',
+        FORM_RECORD, path="/k2form")
+    s = make_httpd("k2c-sibling", body, extra_sql=open(SCHEMA).read())
+    write_key(s, "node", NODE_KEY)
+    assert s.configtest() == (0, "Syntax OK\n")
+    s.start()
+    n = notification()
+    r = s.post(n, path="/k2form")
+    assert (r.status_code, r.text) == (200, '{"status":"01","description":"Accepted"}')
+    assert len(s.rows(n["k2_transaction_id"])) == 1
+
+
+def test_json_pointers_in_a_sibling_that_only_starts_with_the_outer_path_fail_configtest(make_httpd):
+    """<Location /k2> with K2NotifyFormat k2connect does not make /k2hook a
+    webhook location: its pointers are refused (else it would answer every
+    notification with an error)."""
+    rc, out = configtest(make_httpd, K2CONNECT_OUTER + location(RECORD, path="/k2hook"))
+    assert rc != 0
+    assert re.search(r"K2NotifyRecordQuery \(line \d+ of \S+\): '/id' is a FIELD of "
+                     r"K2 Connect webhooks, but <Location /k2hook> receives K2's form", out), out
+
+
+def test_raw_body_in_a_form_location_fails_configtest(make_httpd):
+    """raw_body is the webhook's body: K2's form location has none to bind,
+    whether or not it is the only FIELD of the statement."""
+    rc, out = configtest(make_httpd, location(
+        'K2NotifyAccountQuery "SELECT ac_no FROM accounts WHERE ac_no = %s"',
+        'K2NotifyRecordQuery "INSERT INTO k2_events (raw_body, remote_user) VALUES '
+        '(%s, %s)" raw_body remote_user'))
+    assert rc != 0
+    assert re.search(r"K2NotifyRecordQuery \(line \d+ of \S+\): 'raw_body' is a FIELD of "
+                     r"K2 Connect webhooks, but <Location /k2/hook> receives K2's form", out), out
+    rc, out = configtest(make_httpd, location(
+        'K2NotifyRecordQuery "INSERT INTO k2_events (event_id, raw_body) VALUES '
+        '(%s, %s)" k2_transaction_id raw_body'))
+    assert rc != 0 and "K2NotifyRecordQuery: the FIELDs mix form fields and JSON " \
+        "pointers (or raw_body)" in out, out
 
 
 def test_topics_in_a_form_location_fail_configtest(make_httpd):

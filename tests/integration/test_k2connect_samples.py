@@ -123,7 +123,7 @@ def recorded_topics(locs):
 def sqlite_db(tmp_path):
     db = str(tmp_path / "k2.db")
     with open(os.path.join(SAMPLES, "schema-k2connect-sqlite.sql")) as f:
-        # the real sqlite3 program, as the README tells users to
+        # the real sqlite3 program, as the manual tells users to
         subprocess.run(["sqlite3", db], stdin=f, check=True,
                        capture_output=True)
     conn = sqlite3.connect(db, isolation_level=None)

@@ -1,6 +1,6 @@
 """High availability on PostgreSQL: a primary with a streaming standby, the
 primary killed under load and the standby promoted, while two Apache nodes
-keep receiving notifications (README, "Running several nodes").
+keep receiving notifications (docs/postgresql.md, "High availability").
 
 Real parts only: pgserver.py starts the primary (initdb) and its standby
 (pg_basebackup -R), kills the primary (SIGKILL of the postmaster, or pg_ctl
@@ -45,14 +45,14 @@ from test_faults import (INTERNAL_ERROR, Load, assert_resends_answered_01,
                          no_loss, pg_rows)
 from test_pgsql import DB_DOWN_LINES, pg_node
 
-# Generous: measured a few tenths of a second (README).  A bound against a
+# Generous: measured a few tenths of a second (docs/postgresql.md).  A bound against a
 # module that never reconnects, not a timing test.
 PROMOTED_01 = 10.0
 
 # How long the standby receives nothing before the primary dies.  On
 # loopback a standby is microseconds behind, and a crash rarely finds a
 # commit it has not received (K2NOTIFY_FAILOVER_HELD=0: asynchronous
-# replication lost one 01 in 10 runs, README); a standby across a network,
+# replication lost one 01 in 10 runs, docs/postgresql.md); a standby across a network,
 # or a busy one, lags.  Its WAL sender is stopped for this long
 # (pgserver.hold_replication), so that the old primary's last commits are,
 # as they would be, acknowledged (asynchronous) or waiting (synchronous)

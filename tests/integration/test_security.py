@@ -25,7 +25,7 @@ import time
 import pytest
 
 from conftest import (AUTH, MODULES, PASSWORD, SPEC_BODY, TOP, USER, Httpd,
-                      form, notification, wait_access)
+                      form, notification, wait_access, wait_lines)
 from test_signature import signed, write_key
 
 SAMPLES = os.path.join(TOP, "conf-samples")
@@ -52,8 +52,8 @@ def escape_braces(text):
 
 
 def audit_logformat():
-    """The audit LogFormat of the samples: the one the README tells users to
-    use and the filter is written for.  Every sample has the same."""
+    """The audit LogFormat of the samples: the one the manual tells users to
+    use (docs/operations.md) and the filter is written for.  Every sample has the same."""
     formats = set()
     for name in sorted(os.listdir(SAMPLES)):
         if name.endswith(".conf"):
@@ -166,8 +166,7 @@ def attacked():
         # The last audit line is written after its reply.
         wait_access(s, n["k2_transaction_id"])
         audit = os.path.join(s.dir, "k2notify.log")
-        with open(audit) as f:
-            assert len(f.readlines()) == 5 + 5 + 4 + 6
+        wait_lines(audit, 5 + 5 + 4 + 6)
         yield s, audit
     finally:
         s.stop()

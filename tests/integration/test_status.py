@@ -25,6 +25,8 @@ from conftest import (ACCOUNT, AUTH, FAILING_SQL, HTTPD, MODULES, PASSWORD,
                       USER, form, notification)
 from test_signature import signed, write_key
 
+ACCEPTED = '{"status":"01","description":"Accepted"}'
+INVALID = '{"status":"03","description":"Invalid Payment"}'
 OUTCOMES = ["accepted", "duplicate", "account_not_found", "invalid_payment",
             "bad_request", "bad_signature", "conflict", "error", "ignored"]
 # The ?auto key of each outcome: account_not_found -> AccountNotFound.
@@ -340,6 +342,41 @@ def test_two_locations_are_counted_apart(make_httpd):
     assert counts(auto, "/k2/b") == {"accepted": 5, "invalid_payment": 1}
     assert list(rows(auto)) == [("/k2/a", "*"), ("/k2/b", "*")]
     assert totals(auto)["accepted"] == 8
+
+
+def test_last_accepted_moves_on_an_accepted_notification_only_not_on_a_duplicate(make_httpd):
+    """LastAccepted is the time of the last payment recorded now: a resend
+    (01 duplicate), a conflict or an invalid payment leaves it where it
+    was.  Its unit is the second: each post waits for the next one."""
+    s = status_server(make_httpd, "status-last", STATUS_LOCATION
+                      + location("/k2/notify")).start()
+    s.expect_error(r"outcome=conflict: this transaction id is already recorded")
+
+    def last():
+        auto = status_auto(s)
+        return rows(auto)[("/k2/notify", "*")]["last"], int(auto["K2NotifyLastAccepted"])
+
+    def next_second(t):
+        while int(time.time()) <= t:
+            time.sleep(0.05)
+
+    assert last() == (0, 0)
+    paid = notification()
+    assert post(s, "/k2/notify", paid) == (200, ACCEPTED)
+    then, _ = last()
+    assert then > 0 and last() == (then, then)
+    next_second(then)
+    assert post(s, "/k2/notify", paid) == (200, ACCEPTED)               # duplicate
+    assert post(s, "/k2/notify", dict(paid, amount="1.00"))[1] == INVALID  # conflict
+    assert post(s, "/k2/notify", notification(amount="0"))[1] == INVALID   # 03
+    assert counts(status_auto(s), "/k2/notify") == {
+        "accepted": 1, "duplicate": 1, "conflict": 1, "invalid_payment": 1}
+    assert last() == (then, then)
+    # and a payment accepted now moves it
+    next_second(then)
+    assert post(s, "/k2/notify", notification()) == (200, ACCEPTED)
+    now, _ = last()
+    assert now > then and last() == (now, now)
 
 
 # Nested sections: a row per section that says SetHandler k2notify, and a

@@ -1,4 +1,5 @@
-"""make test-system: the .deb in the system apache2, installed as the README says.
+"""make test-system: the .deb in the system apache2, installed as the manual says
+(docs/install.md; the README's first screen has the same lines).
 
 Runs as root on a machine whose system apache2 it may reconfigure (CI's
 throwaway machine). It refuses to start while the system apache2 runs or if
@@ -7,14 +8,14 @@ anything of a real installation is there (the package, /var/lib/k2notify,
 changed: /etc/apache2 and /var/lib/apache2 as they were, the snakeoil pair,
 the sizes of the logs in /var/log/apache2; /var/lib/k2notify is removed.
 
-The README's install lines run as they are written (without "sudo": this is
+The install lines of docs/install.md run as they are written (without "sudo": this is
 root), but for what a person does by hand:
 - the password printed by "openssl rand" is typed twice into htpasswd;
-- "editor" is the edit the README asks for: ServerName (the certificate's
+- "editor" is the edit the manual asks for: ServerName (the certificate's
   name), the Redirect URL, and, for this run only, ports chosen free instead
   of 80 and 443 (ports.conf listens on them, on 127.0.0.1);
 - "systemctl restart apache2" is "apache2ctl start" (no systemd in CI);
-- the certificate is the README's one for a test (make-ssl-cert's snakeoil).
+- the certificate is the manual's one for a test (make-ssl-cert's snakeoil).
 """
 import os
 import re
@@ -30,6 +31,7 @@ import pytest
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 README = os.path.join(TOP, "README.md")
+INSTALL = os.path.join(TOP, "docs", "install.md")
 PACKAGE = "libapache2-mod-k2notify"
 with open(os.path.join(TOP, "debian", "changelog")) as f:
     VERSION = re.match(PACKAGE + r" \(([^)]+)\) ", f.readline()).group(1)
@@ -55,19 +57,20 @@ LOADED = re.compile(r"^\[[^]]+\] \[k2notify:notice\] \[pid (\d+):tid \1\] "
                     + re.escape(f"mod_k2notify {VERSION} loaded") + "$")
 
 
-# -- the README ---------------------------------------------------------------
+# -- the manual ---------------------------------------------------------------
 
-def readme_section(title):
-    with open(README) as f:
+def doc_section(path, title):
+    """The text of a section of a Markdown file, up to the next heading."""
+    with open(path) as f:
         text = f.read()
-    m = re.search(r"^#{2,} " + re.escape(title) + r"\n(.*?)(?=^#{2,} )", text,
+    m = re.search(r"^#{2,} " + re.escape(title) + r"\n(.*?)(?=^#{2,} |\Z)", text,
                   re.M | re.S)
-    assert m, f"README has no section '{title}'"
+    assert m, f"{os.path.relpath(path, TOP)} has no section '{title}'"
     return m.group(1)
 
 
 def sh_blocks(text):
-    """The ```sh blocks of a README section, as lists of command lines."""
+    """The ```sh blocks of a section, as lists of command lines."""
     return [[l.strip() for l in block.splitlines()
              if l.strip() and not l.strip().startswith("#")]
             for block in re.findall(r"^```sh\n(.*?)^```$", text, re.M | re.S)]
@@ -80,7 +83,7 @@ def unsudo(line):
 def spec_curl_data():
     """The spec's form, from the README's curl line (section "Try it")."""
     m = re.search(r'^\$ curl -d "([^"]+)" http://k2login:K2Password@127\.0\.0\.1:8080/k2/notify$',
-                  readme_section("Try it"), re.M)
+                  doc_section(README, "Try it"), re.M)
     assert m, "no spec curl line in the README"
     return m.group(1)
 
@@ -211,13 +214,13 @@ def system():
 
 
 def install(sy):
-    """The README's install block, line by line."""
-    blocks = sh_blocks(readme_section("Install on a Debian server"))
+    """The manual's install block, line by line."""
+    blocks = sh_blocks(doc_section(INSTALL, "Install on a Debian server"))
     assert blocks[0][0].startswith("make deb ")      # done: make test-system: deb
     lines = blocks[1]
     assert lines[0] == f"sudo apt-get install ./build/{PACKAGE}_*.deb"
     # The certificate for a test, from "The certificate".
-    cert_lines = [l for b in sh_blocks(readme_section("The certificate"))
+    cert_lines = [l for b in sh_blocks(doc_section(INSTALL, "The certificate"))
                   for l in b if "make-ssl-cert" in l]
     assert cert_lines == ["sudo make-ssl-cert generate-default-snakeoil --force-overwrite"]
 
@@ -304,20 +307,42 @@ def test_package_holds_the_module_the_load_file_and_every_sample():
     assert {MODULE, LOAD} | samples | fail2ban <= paths, sorted(paths)
     assert f"{EXAMPLES}/schema-sqlite.sql" in samples
     assert f"{EXAMPLES}/schema-pgsql.sql" in samples
+    assert f"{EXAMPLES}/schema-mysql.sql" in samples
     load = run(f"dpkg-deb --fsys-tarfile {DEB} | tar -xO .{LOAD}").stdout
     with open(os.path.join(TOP, "conf-samples", "k2notify.load")) as f:
         assert load == f.read()
     assert load.splitlines()[0] == "# Depends: dbd"
     depends = run(f"dpkg-deb -f {DEB} Depends").stdout.strip()
     assert re.search(r"(^|, )apache2-api-\d{8}(,|$)", depends), depends
-    assert "libaprutil1-dbd-sqlite3 | libaprutil1-dbd-pgsql" in depends, depends
+    assert ("libaprutil1-dbd-sqlite3 | libaprutil1-dbd-pgsql | "
+            "libaprutil1-dbd-mysql") in depends, depends
 
 
-def test_lintian_finds_no_error_and_only_the_warnings_the_readme_explains():
+def test_package_installs_the_manual_beside_the_readme_as_in_the_tree():
+    """README.md and every page of docs/, in the same layout (README's links
+    docs/x.md, the pages' ../README.md), gzip'd where dh_compress chose to."""
+    doc = f"/usr/share/doc/{PACKAGE}"
+    files = run(f"dpkg-deb -c {DEB}").stdout
+    paths = {l.split()[-1].lstrip(".") for l in files.splitlines()}
+    pages = ["README.md"] + [f"docs/{n}" for n in sorted(os.listdir(os.path.join(TOP, "docs")))
+                             if n.endswith(".md")]
+    assert len(pages) > 5, pages
+    missing = [p for p in pages if f"{doc}/{p}" not in paths and f"{doc}/{p}.gz" not in paths]
+    assert not missing, sorted(paths)
+    # The text installed is the tree's, byte for byte.
+    for page in pages:
+        name = f"{doc}/{page}.gz" if f"{doc}/{page}.gz" in paths else f"{doc}/{page}"
+        cmd = f"dpkg-deb --fsys-tarfile {DEB} | tar -xO .{name}"
+        text = run(cmd + (" | gunzip" if name.endswith(".gz") else "")).stdout
+        with open(os.path.join(TOP, page)) as f:
+            assert text == f.read(), page
+
+
+def test_lintian_finds_no_error_and_only_the_warnings_the_manual_explains():
     out = run(f"lintian {DEB}", check=False)
     tags = re.findall(r"^([EW]): " + PACKAGE + r"(?: \S+)?: (\S+)", out.stdout, re.M)
     assert not [t for level, t in tags if level == "E"], out.stdout
-    section = readme_section("The package and lintian")
+    section = doc_section(INSTALL, "The package and lintian")
     explained = re.findall(r"^- `([a-z0-9-]+)`", section, re.M)
     assert sorted({t for level, t in tags if level == "W"}) == sorted(explained), out.stdout
 
@@ -418,9 +443,9 @@ def test_the_module_logs_its_version_once_per_start_and_graceful(system):
     assert len(lines) == 2 and all(LOADED.match(l) for l in lines), lines
 
 
-def test_stop_and_the_readme_removal_leave_nothing_of_the_package(system):
+def test_stop_and_the_manual_removal_leave_nothing_of_the_package(system):
     apache2ctl_stop()
-    removal = sh_blocks(readme_section("Removing it"))
+    removal = sh_blocks(doc_section(INSTALL, "Removing it"))
     assert len(removal) == 1
     for line in removal[0]:
         cmd = unsudo(line)
@@ -434,6 +459,6 @@ def test_stop_and_the_readme_removal_leave_nothing_of_the_package(system):
     assert run("a2query -m k2notify", check=False).returncode != 0
     # Apache works without it (the site is gone with the module).
     assert run("apache2ctl configtest").returncode == 0
-    # What the README says stays: the payments, and mod_dbd enabled.
+    # What the manual says stays: the payments, and mod_dbd enabled.
     assert os.path.exists(DB)
     assert run("a2query -m dbd", check=False).returncode == 0
