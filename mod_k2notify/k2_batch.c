@@ -11,6 +11,7 @@
  * signal to one that another follower has taken since wakes that one
  * spuriously, and it waits again (every wait is in a loop on its state). */
 #include <string.h>
+#include <time.h>
 
 #include "apr_strings.h"
 #include "apr_time.h"
@@ -31,6 +32,7 @@ struct k2_batch_t {
     k2_batch_item_t *head, *tail;       /* queued, not yet taken */
     int leading;                        /* a leader runs a transaction */
     apr_interval_time_t patience;       /* of a queued follower, 0: none */
+    k2_clock_fn *clock;                 /* what patience is measured on */
     k2_batch_queued_fn *on_queued;      /* or NULL */
     /* the leader's transaction */
     k2_batch_item_t *taken[K2_BATCH_MAX];
@@ -61,6 +63,7 @@ apr_status_t k2_batch_create(k2_batch_t **batch, k2_batch_commit_fn *fn,
     }
     apr_allocator_owner_set(allocator, b->pool);
     b->fn = fn;
+    b->clock = k2_clock;
     *batch = b;
     return APR_SUCCESS;
 }
@@ -98,6 +101,20 @@ void k2_batch_on_queued(k2_batch_t *b, k2_batch_queued_fn *fn)
 void k2_batch_patience(k2_batch_t *b, apr_interval_time_t wait)
 {
     b->patience = wait > 0 ? wait : 0;
+}
+
+void k2_batch_clock(k2_batch_t *b, k2_clock_fn *clock)
+{
+    b->clock = clock ? clock : k2_clock;
+}
+
+/* APR has no monotonic clock (apr_time_now is the wall clock). */
+apr_time_t k2_clock(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000;
 }
 
 /* Take a queued item out of the queue (b->mutex held). */
@@ -173,10 +190,14 @@ apr_status_t k2_batch_submit(k2_batch_t *b, k2_batch_item_t *item,
         b->on_queued(leader, waiting);
     }
     if (b->patience) {
-        apr_time_t deadline = apr_time_now() + b->patience;
+        /* A wait on the condition variable is on the wall clock (APR's
+         * timed wait takes no other), so a step of it may end one early:
+         * the deadline itself is on b->clock, and a wait that ended early
+         * is waited again. */
+        apr_time_t deadline = b->clock() + b->patience;
 
         while (item->state == K2_BATCH_QUEUED) {
-            apr_interval_time_t left = deadline - apr_time_now();
+            apr_interval_time_t left = deadline - b->clock();
 
             if (left <= 0) {
                 /* Not taken: nobody will touch it once it is out of the

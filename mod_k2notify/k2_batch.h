@@ -67,6 +67,14 @@ void k2_batch_item_init(k2_batch_item_t *item, void *data);
  * result. */
 void k2_batch_patience(k2_batch_t *batch, apr_interval_time_t wait);
 
+/* A clock for measuring waits, also across processes: CLOCK_MONOTONIC is
+ * one for the whole system and never steps (the wall clock does: NTP, a
+ * resumed VM, a fixed hwclock).  The queue measures its patience on it;
+ * k2_batch_clock gives it another (a test's; NULL: k2_clock again). */
+typedef apr_time_t k2_clock_fn(void);
+apr_time_t k2_clock(void);
+void k2_batch_clock(k2_batch_t *batch, k2_clock_fn *clock);
+
 /* Called by k2_batch_submit each time an item joins the queue behind a
  * running transaction (not when its submitter leads at once), the queue's
  * mutex held: leader is the submitter's context, waiting the number of

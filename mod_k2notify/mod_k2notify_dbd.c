@@ -24,6 +24,8 @@
 #include "http_log.h"
 #include "http_request.h"
 
+#include "k2_batch.h"                 /* k2_clock */
+
 
 /* The drivers that do something their own way; any other runs statements
  * as they are and is never repaired. */
@@ -230,11 +232,11 @@ static int k2n_rolled_back(k2n_db_t *db, const k2n_stmt_t *st, int *reruns,
         if (*code != db->rc || *reruns >= db->drv->reruns) {
             continue;
         }
-        if (apr_time_now() - since >= K2N_RERUN_WITHIN) {
+        if (k2_clock() - since >= K2N_RERUN_WITHIN) {
             db->err = apr_psprintf(db->r->pool, "%s; rolled back by the "
                                    "database, but not run again: its first run "
                                    "was %" APR_TIME_T_FMT " s ago", db->err,
-                                   apr_time_sec(apr_time_now() - since));
+                                   apr_time_sec(k2_clock() - since));
             return 0;
         }
         ++*reruns;
@@ -254,7 +256,7 @@ static apr_status_t k2n_run(k2n_db_t *db, const k2n_stmt_t *st,
                             const char **args, apr_dbd_results_t **res,
                             int *nrows)
 {
-    apr_time_t since = apr_time_now();
+    apr_time_t since = k2_clock();
     int reruns = 0, repaired = 0;
 
     for (;;) {
@@ -315,16 +317,16 @@ static apr_status_t k2n_db_release(void *data)
 
 int k2n_db_open(k2n_db_t *db, request_rec *r)
 {
-    apr_time_t t0 = apr_time_now();
+    apr_time_t t0 = k2_clock();
     int tries = 1;
 
     memset(db, 0, sizeof(*db));
     db->r = r;
     db->dbd = k2n_dbd_acquire ? k2n_dbd_acquire(r) : NULL;
     while (!db->dbd && k2n_dbd_open && tries < K2N_OPEN_TRIES
-           && apr_time_now() - t0 < K2N_OPEN_FAST) {
+           && k2_clock() - t0 < K2N_OPEN_FAST) {
         apr_sleep(apr_time_from_msec(10) << tries);     /* 20, 40, 80 ms */
-        t0 = apr_time_now();
+        t0 = k2_clock();
         tries++;
         if ((db->dbd = k2n_dbd_open(r->pool, r->server)) != NULL) {
             /* A once-only connection (DBDPersist Off) is made in a subpool

@@ -16,7 +16,6 @@
 #include <fcntl.h>                      /* AT_FDCWD */
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 
 #include <sqlite3.h>
 
@@ -48,11 +47,11 @@
  * restart; the old ones stay (unused once their children are gone) until
  * the parent exits. */
 typedef struct {
-    apr_time_t busy_since;              /* k2n_clock() when a BEGIN IMMEDIATE
+    apr_time_t busy_since;              /* k2_clock() when a BEGIN IMMEDIATE
                                          * last failed on a lock held outside
                                          * Apache, or 0; read and written
                                          * under the lock */
-    apr_time_t held_since;              /* k2n_clock() when the lock's holder
+    apr_time_t held_since;              /* k2_clock() when the lock's holder
                                          * took it, 0 when free */
     int files_known;                    /* the files of the last commit: */
     apr_uint64_t db_dev, db_ino;        /* the database file's and ... */
@@ -88,17 +87,6 @@ typedef struct {
 
 /* The locks of this generation (the parent's list, as the child sees it). */
 static k2n_db_locks_t *k2n_db_locks = NULL;
-
-/* A clock for comparing times across processes: CLOCK_MONOTONIC is one for
- * the whole system and never steps (the wall clock does: NTP, a resumed
- * VM, a fixed hwclock). */
-static apr_time_t k2n_clock(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000;
-}
 
 /* One record statement to commit, with its values. */
 typedef struct {
@@ -697,7 +685,7 @@ static int k2n_lock(k2n_db_t *db, const k2n_db_lock_t *lock)
         return 0;
     }
     since = lock->shared->held_since;
-    if (lock->polls && since && k2n_clock() - since > timeout) {
+    if (lock->polls && since && k2_clock() - since > timeout) {
         rv = APR_TIMEUP;
     }
     else if (lock->polls) {
@@ -720,7 +708,7 @@ static int k2n_lock(k2n_db_t *db, const k2n_db_lock_t *lock)
                       lock->params);
         return 0;
     }
-    lock->shared->held_since = k2n_clock();
+    lock->shared->held_since = k2_clock();
     return 1;
 }
 
@@ -755,7 +743,7 @@ static int k2n_begin(k2n_db_t *db, k2n_db_shared_t *shared, apr_time_t since,
     }
     rv = k2n_db_exec(db, "BEGIN IMMEDIATE");
     if (shared) {
-        shared->busy_since = rv == K2N_SQLITE_BUSY ? k2n_clock() : 0;
+        shared->busy_since = rv == K2N_SQLITE_BUSY ? k2_clock() : 0;
     }
     if (rv != 0) {
         *failure = apr_psprintf(db->r->pool, "BEGIN IMMEDIATE failed (%d): %s",
@@ -963,7 +951,7 @@ static apr_status_t k2n_sqlite_record(k2n_db_t *db, const k2n_stmt_t *st,
 
     w.st = st;
     w.args = args;
-    w.since = k2n_clock();
+    w.since = k2_clock();
     k2_batch_item_init(&item, &w);
     if (sc->batch) {
         apr_status_t rv = k2_batch_submit(sc->batch, &item, db, db->r->pool);

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apr_atomic.h"
@@ -526,6 +527,53 @@ static void test_batch_taken_follower_waits_for_its_transaction_to_end(void)
     apr_pool_destroy(p);
 }
 
+/* A clock that stands still: a queued follower measured on it never runs
+ * out of patience, however long the wall clock says it has waited. */
+static apr_time_t frozen_clock(void)
+{
+    return apr_time_from_sec(1000);
+}
+
+static void test_batch_follower_patience_is_measured_on_the_queue_s_clock_not_the_wall_clock(void)
+{
+    apr_pool_t *p = test_pool();
+    apr_thread_t *lt, *ft;
+    one_submit_t leader, follower;
+    apr_status_t rv;
+    k2_batch_t *b;
+
+    alarm(30);
+    CHECK_INT(k2_batch_create(&b, stuck_commit, p), APR_SUCCESS);
+    k2_batch_patience(b, apr_time_from_msec(50));
+    k2_batch_clock(b, frozen_clock);
+    start_stuck_leader(p, b, &leader, &lt);
+    memset(&follower, 0, sizeof(follower));
+    follower.b = b;
+    follower.st.id = 2;
+    CHECK_INT(apr_thread_create(&ft, NULL, submit_one, &follower, p), APR_SUCCESS);
+    apr_sleep(apr_time_from_msec(400)); /* eight patiences on the wall clock */
+    apr_atomic_set32(&stuck.go, 1);
+    apr_thread_join(&rv, ft);
+    apr_thread_join(&rv, lt);
+    CHECK_INT(follower.rv, APR_SUCCESS);
+    CHECK_INT(follower.item.status, 0);
+    CHECK_INT(follower.item.nrows, 2);
+    CHECK_INT(follower.item.batch_size, 2);
+    CHECK_INT(stuck.taken_after, 1);
+    alarm(0);
+    apr_pool_destroy(p);
+}
+
+static void test_k2_clock_is_the_system_s_monotonic_clock_not_the_wall_clock(void)
+{
+    struct timespec ts;
+    apr_time_t mono, k2 = k2_clock();
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    mono = (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000;
+    CHECK(k2 <= mono && mono - k2 < APR_USEC_PER_SEC);
+}
+
 /* -- the observer of the queue -------------------------------------------- */
 
 static struct {
@@ -749,6 +797,8 @@ UNIT_SUITE(batch,
     T(test_batch_item_whose_result_no_commit_function_set_is_not_a_success),
     T(test_batch_queued_follower_gives_up_after_its_patience_not_run),
     T(test_batch_taken_follower_waits_for_its_transaction_to_end),
+    T(test_batch_follower_patience_is_measured_on_the_queue_s_clock_not_the_wall_clock),
+    T(test_k2_clock_is_the_system_s_monotonic_clock_not_the_wall_clock),
     T(test_batch_observer_sees_each_follower_queued_not_the_leader),
     T(test_batch_next_gives_no_item_past_k2_batch_max_the_rest_go_next)
 )
