@@ -98,9 +98,13 @@ static k2n_repair_e k2n_my_repair(k2n_db_t *db, const k2n_stmt_t *st,
     }
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, db->r, "%s; the client library "
                   "had reopened this database session (the server closed the "
-                  "connection: a restart, wait_timeout, a kill, a proxy): "
-                  "DBDInitSQL run and the statements prepared again, running "
-                  "the statement again", db->err);
+                  "connection: a restart, wait_timeout, a kill, a proxy): %s "
+                  "and the statements prepared again, running the statement "
+                  "again", db->err, k2n_dbd_directives_seen()
+                  ? "DBDInitSQL run"
+                  /* k2n_db_new_session had no DBDInitSQL to run */
+                  : "DBDInitSQL not run again (mod_k2notify is loaded before "
+                    "mod_dbd, so it never saw it: load mod_dbd first)");
     return K2N_RUN_AGAIN;
 }
 

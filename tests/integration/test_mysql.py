@@ -440,6 +440,25 @@ def test_killed_connections_cost_no_500_with_the_driver_default_reconnect(make_h
     assert 1 <= len(lines) <= sessions
 
 
+def test_reopened_session_with_mod_dbd_loaded_after_the_module_says_dbdinitsql_was_not_run(
+        make_httpd, my):
+    """The module sees DBDInitSQL only when mod_dbd is loaded before it; where
+    it is not, the repair of a reopened session cannot run it again, and its
+    warning must say so instead of claiming it did."""
+    s = unseen_dbd_node(make_httpd, my, "myunseenreopen", location()).start()
+    assert s.post(notification()).text == ACCEPTED
+    assert my.kill_connections() >= 1
+    after = [notification() for _ in range(5)]
+    assert [s.post(m).text for m in after] == [ACCEPTED] * 5
+    assert count_ids(my, [m["k2_transaction_id"] for m in after]) == {
+        m["k2_transaction_id"]: 1 for m in after}
+    assert s.wait_log(r"\[k2notify:warn\] .* failed \(2030\): .*the client library had "
+               r"reopened this database session .*: DBDInitSQL not run again "
+               r"\(mod_k2notify is loaded before mod_dbd, so it never saw it: "
+               r"load mod_dbd first\) and the statements prepared again")
+    assert "DBDInitSQL run and" not in s.errors_text()
+
+
 def test_database_restart_between_notifications_is_invisible_to_k2(make_httpd, my):
     nodes = [sample_node(make_httpd, my, "myrestartA", mpm="").start(),
              sample_node(make_httpd, my, "myrestartB", mpm="").start()]
