@@ -370,7 +370,7 @@ const char *k2_sql_insert_or(const char *sql)
     return NULL;
 }
 
-int k2_sql_conflict_key(const char *sql, int *key, int nkey)
+static int k2_sql_conflict_key_of(const char *sql, int *key, int nkey)
 {
     k2_sql_column_t cols[K2_SQL_MAX_COLUMNS];
     k2_tok_t t;
@@ -448,4 +448,18 @@ int k2_sql_conflict_key(const char *sql, int *key, int nkey)
         }
     } while (k2_tok_take(&t, ","));
     return k2_tok_take(&t, ")") ? nkeys : 0;
+}
+
+int k2_sql_conflict_key(const char *sql, int *key, int nkey)
+{
+    int i, n = k2_sql_conflict_key_of(sql, key, nkey);
+
+    if (n == 0) {
+        /* a conflict target found malformed after some of its columns were
+         * numbered (found by fuzz/fuzz_sql.c): every key[i] 0, as promised */
+        for (i = 0; i < nkey; i++) {
+            key[i] = 0;
+        }
+    }
+    return n;
 }

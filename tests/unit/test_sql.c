@@ -290,6 +290,21 @@ static void test_sql_conflict_key_columns_of_a_composite_key_are_numbered(void)
     CHECK_STR(k, "10");
 }
 
+/* Found by fuzz/fuzz_sql.c: the target's columns were numbered before the
+ * list turned out malformed, and those numbers were left in key[]. */
+static void test_sql_conflict_key_cut_short_after_a_column_leaves_every_key_0(void)
+{
+    char k[64];
+
+    CHECK_INT(conflict_key("INSERT INTO k2_events (event_id, topic) VALUES "
+                           "(COALESCE(%s, %s), %s) ON CONFLICT (event_id,) DO "
+                           "NOTHING", 3, k), 0);
+    CHECK_STR(k, "000");
+    CHECK_INT(conflict_key("INSERT INTO t (id, v) VALUES (%s, %s) ON CONFLICT "
+                           "(id", 2, k), 0);
+    CHECK_STR(k, "00");
+}
+
 static void test_sql_conflict_key_value_of_another_shape_is_not_judged(void)
 {
     char k[64];
@@ -368,6 +383,7 @@ UNIT_SUITE(sql,
     T(test_sql_conflict_key_of_the_k2connect_sample_is_its_coalesced_event_id),
     T(test_sql_conflict_key_columns_of_a_composite_key_are_numbered),
     T(test_sql_conflict_key_value_of_another_shape_is_not_judged),
+    T(test_sql_conflict_key_cut_short_after_a_column_leaves_every_key_0),
     T(test_sql_conflict_key_is_unknown_for_statements_without_one),
     T(test_sql_conflict_key_skips_comments_strings_and_literal_percents),
     T(test_sql_counts_placeholders_like_apr_dbd_prepare),
