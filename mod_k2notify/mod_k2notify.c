@@ -633,7 +633,7 @@ static int k2n_check_resend(k2n_request_t *q)
     if (!st) {
         return k2n_settle(q, K2N_DUPLICATE, "already recorded");
     }
-    if (k2n_db_first_row(&q->db, st, k2n_args(q, st), 2, stored, &found)
+    if (k2n_db_stored_row(&q->db, st, k2n_args(q, st), 2, stored, &found)
         != APR_SUCCESS) {
         return k2n_refuse(q, HTTP_INTERNAL_SERVER_ERROR, K2N_ERROR, q->db.err);
     }

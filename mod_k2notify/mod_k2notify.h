@@ -244,6 +244,13 @@ apr_status_t k2n_db_first_row(k2n_db_t *db, const k2n_stmt_t *st,
                               const char **args, int ncols, const char **cols,
                               int *found);
 
+/* k2n_db_first_row for the stored row of a record statement that affected
+ * no row: on a driver whose reads may not yet see a row the statement met
+ * (k2n_driver_t's rereads), read again a few times before *found is 0. */
+apr_status_t k2n_db_stored_row(k2n_db_t *db, const k2n_stmt_t *st,
+                               const char **args, int ncols, const char **cols,
+                               int *found);
+
 /* Run the record statement; *nrows is the number of rows it affected.  On
  * SQLite it is committed in a transaction of its own or shared with the
  * notifications queued meanwhile (group commit), under the k2notify-db

@@ -404,6 +404,30 @@ apr_status_t k2n_db_first_row(k2n_db_t *db, const k2n_stmt_t *st,
     return APR_SUCCESS;
 }
 
+apr_status_t k2n_db_stored_row(k2n_db_t *db, const k2n_stmt_t *st,
+                               const char **args, int ncols, const char **cols,
+                               int *found)
+{
+    int reread;
+
+    for (reread = 0;; reread++) {
+        if (k2n_db_first_row(db, st, args, ncols, cols, found) != APR_SUCCESS) {
+            return APR_EGENERAL;
+        }
+        if (*found || reread == db->drv->rereads) {
+            break;
+        }
+        apr_sleep(apr_time_from_msec(1) << reread);
+    }
+    if (*found && reread) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, db->r, "%s found the stored "
+                      "row at its read number %d: the record statement had "
+                      "met it before its commit could be read", st->directive,
+                      reread + 1);
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t k2n_db_record(k2n_db_t *db, const k2n_stmt_t *st,
                            const char **args, int *nrows)
 {
