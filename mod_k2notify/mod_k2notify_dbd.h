@@ -46,8 +46,8 @@ struct k2n_driver_t {
     /* A record statement that affected no row because its row is there may
      * not find it in a read that follows at once: the stored row's lock was
      * released before its commit could be seen by a new read (MariaDB 10.11:
-     * 1 resend in about 10,000 racing ones, and 1 of 1,200 posts in a CI
-     * run).  Its K2NotifyDuplicateQuery is read again up to this many
+     * 2 of 144,000 racing resends on a loaded machine, seen 1 ms later; 1 of
+     * 1,200 posts in a CI run).  Its K2NotifyDuplicateQuery is read again up to this many
      * times, 1, 2, 4 ... ms apart, before the row counts as absent.  0:
      * read once (PostgreSQL's snapshot sees every commit whose lock is
      * released; SQLite commits under the k2notify-db lock). */
